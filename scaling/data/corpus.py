@@ -1,0 +1,180 @@
+"""Turn the hydra ``data`` node into tokenized train and validation streams.
+
+Two kinds of corpus:
+
+* ``pysource`` (default): the interpreter's own Python source (see
+  :mod:`scaling.data.pysource`), tokenized once into a cached memmap keyed by the
+  corpus fingerprint, the tokenizer and the validation fraction;
+* ``hf``: a Hugging Face dataset prepared into shards by ``scaling prepare``
+  (see :mod:`scaling.data.prepare`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.data import tokenizer as tok_mod
+from scaling.data.pysource import load_pysource_corpus
+from scaling.data.split import is_validation_doc
+from scaling.data.tokens import TokenStream, open_tokens, read_json, token_dtype, write_tokens
+from scaling.errors import ScalingError
+from scaling.records import atomic_write_json
+
+
+@dataclass
+class TrainingCorpus:
+    """Everything training needs from the data: streams, vocab and provenance."""
+
+    name: str
+    fingerprint: str
+    train: TokenStream
+    val: TokenStream
+    vocab_size: int
+    eos_token_id: int
+    tokenizer: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    allow_repeat: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """The ``corpus`` block of a run record."""
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "train_tokens": len(self.train),
+            "val_tokens": len(self.val),
+            **self.extra,
+        }
+
+
+def default_cache_dir() -> Path:
+    """``$SCALING_CACHE`` or ``~/.cache/scaling``: shared by every run of every sweep."""
+    return Path(os.environ.get("SCALING_CACHE", "~/.cache/scaling")).expanduser()
+
+
+def _tokenizer_for_pysource(data: Mapping[str, Any], corpus, cache_dir: Path, val_fraction: float):
+    spec = str(data.get("tokenizer", tok_mod.LOCAL_BPE))
+    if spec != tok_mod.LOCAL_BPE:
+        return tok_mod.load_hf_tokenizer(spec), spec
+    vocab = int(data.get("vocab_size", 2048))
+    path = tok_mod.bpe_cache_path(cache_dir, corpus.fingerprint, vocab)
+    if (path / "tokenizer.json").is_file():
+        return tok_mod.load_hf_tokenizer(str(path)), spec
+    # Train on training documents only, so validation text never shapes the vocabulary.
+    budget = int(float(data.get("bpe_train_bytes", 8e6)))
+    train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, val_fraction)]
+    stride = max(1, corpus.n_bytes // max(budget, 1))
+    sample = train_docs[::stride] if stride > 1 else train_docs
+    tok_mod.train_bpe(corpus.texts(sample), vocab, path)
+    return tok_mod.load_hf_tokenizer(str(path)), spec
+
+
+def _tokenizer_id(tokenizer, spec: str) -> str:
+    vocab = tokenizer.get_vocab()
+    digest = hashlib.sha256(repr(sorted(vocab.items())).encode()).hexdigest()[:12]
+    return f"{Path(spec).name if spec != tok_mod.LOCAL_BPE else 'bpe'}-v{len(tokenizer)}-{digest}"
+
+
+def _encode_documents(tokenizer, texts, eos: int, batch: int = 64):
+    """Yield each document's ids followed by EOS, encoding in batches (fast tokenizers parallelise)."""
+    buf: list[str] = []
+    for text in texts:
+        buf.append(text)
+        if len(buf) == batch:
+            for ids in tokenizer(buf, add_special_tokens=False)["input_ids"]:
+                yield [*ids, eos]
+            buf = []
+    if buf:
+        for ids in tokenizer(buf, add_special_tokens=False)["input_ids"]:
+            yield [*ids, eos]
+
+
+def load_pysource(data: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
+    """Tokenize (once, cached) the Python-source corpus and open its memmaps."""
+    roots = tuple(data.get("roots") or ("stdlib",)) + tuple(data.get("extra_roots") or ())
+    max_bytes = data.get("max_bytes")
+    corpus = load_pysource_corpus(roots, None if max_bytes is None else int(float(max_bytes)))
+    val_fraction = float(data.get("val_fraction", 0.02))
+    tokenizer, spec = _tokenizer_for_pysource(data, corpus, cache_dir, val_fraction)
+    eos = tokenizer.eos_token_id
+    dtype = token_dtype(len(tokenizer))
+    folder = cache_dir / "tokens" / f"{corpus.fingerprint[:16]}-{_tokenizer_id(tokenizer, spec)}-val{val_fraction:g}"
+    meta_path = folder / "meta.json"
+    meta = read_json(meta_path)
+    if meta is None or meta.get("fingerprint") != corpus.fingerprint or "unigram_entropy_nats" not in meta:
+        folder.mkdir(parents=True, exist_ok=True)
+        val_docs = [d for d in corpus.documents if is_validation_doc(d.key, val_fraction)]
+        train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, val_fraction)]
+        if not val_docs or not train_docs:
+            raise ScalingError(f"corpus {corpus.name} is too small to split with data.val_fraction={val_fraction}")
+        counts = {}
+        for split, docs in (("train", train_docs), ("val", val_docs)):
+            counts[split] = write_tokens(
+                folder / f"{split}.bin", _encode_documents(tokenizer, corpus.texts(docs), eos), dtype
+            )
+        meta = {
+            "fingerprint": corpus.fingerprint,
+            "dtype": dtype.name,
+            "tokens": counts,
+            "documents": {"train": len(train_docs), "val": len(val_docs)},
+            "val_keys_sha256": hashlib.sha256("\n".join(d.key for d in val_docs).encode()).hexdigest(),
+        }
+        vocab = len(tokenizer)
+        meta["unigram_entropy_nats"] = TokenStream([open_tokens(folder / "train.bin", dtype)]).unigram_entropy(vocab)
+        atomic_write_json(meta_path, meta)  # written last: its presence marks a complete cache
+    train = TokenStream([open_tokens(folder / "train.bin", np.dtype(meta["dtype"]))])
+    val = TokenStream([open_tokens(folder / "val.bin", np.dtype(meta["dtype"]))])
+    return TrainingCorpus(
+        name=corpus.name,
+        fingerprint=corpus.fingerprint,
+        train=train,
+        val=val,
+        vocab_size=len(tokenizer),
+        eos_token_id=eos,
+        tokenizer=tok_mod.describe(tokenizer, spec),
+        extra={
+            "documents": meta["documents"],
+            "bytes": corpus.n_bytes,
+            "val_fraction": val_fraction,
+            "roots": list(roots),
+            # Loss of a model that only learnt token frequencies: a trained model must beat it.
+            "unigram_entropy_nats": meta.get("unigram_entropy_nats"),
+        },
+        allow_repeat=bool(data.get("allow_repeat", True)),
+    )
+
+
+def load_prepared_hf(data: Mapping[str, Any]) -> TrainingCorpus:
+    """Open (preparing first if needed) a Hugging Face corpus in sharded memmaps."""
+    from scaling.data.prepare import ensure_prepared
+    from scaling.data.prepared import open_prepared
+
+    prepared = open_prepared(ensure_prepared(data))
+    return TrainingCorpus(
+        name=str(data.get("name", "hf")),
+        fingerprint=prepared.fingerprint,
+        train=TokenStream(prepared.train),
+        val=TokenStream(prepared.val),
+        vocab_size=prepared.vocab_size,
+        eos_token_id=prepared.eos_token_id,
+        tokenizer={"spec": prepared.tokenizer_spec, "vocab_size": prepared.vocab_size},
+        extra={"prepared_dir": str(prepared.path), "source": prepared.manifest.get("source")},
+        allow_repeat=bool(data.get("allow_repeat", False)),
+    )
+
+
+def load_corpus(data: Mapping[str, Any], cache_dir: Path | None = None) -> TrainingCorpus:
+    """Dispatch on ``data.kind``."""
+    kind = data.get("kind", "pysource")
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    if kind == "pysource":
+        return load_pysource(data, cache_dir)
+    if kind == "hf":
+        return load_prepared_hf(data)
+    raise ScalingError(f"unknown data.kind {kind!r}; known: pysource, hf")

@@ -1,0 +1,254 @@
+"""``scaling fit PATH``: fit every scaling law the data supports and report them together.
+
+Reading the laws side by side is the point: Kaplan's power laws, Chinchilla's three
+approaches and per-run learning curves disagree in instructive ways, and a law that
+the data cannot support is named in a note rather than silently dropped. Flags
+(bounds hit, no convergence, extrapolated minima) are collected into one FLAGS
+section and into each law's ``warnings`` in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from scaling.errors import ScalingError
+from scaling.fit.envelope import compute_envelope, fit_approach1
+from scaling.fit.isoflop import fit_approach2
+from scaling.fit.kaplan import fit_kaplan
+from scaling.fit.learning_curve import fit_learning_curves
+from scaling.fit.points import FitPoints, bootstrap_runs, load_points, percentile_ci, require_fittable
+from scaling.fit.report import FitResults
+from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, atomic_write_json
+
+HELP = "Fit Kaplan and Chinchilla (Approaches 1-3) scaling laws to run records or a CSV."
+
+#: Kaplan / Approach 1 / Approach 2 refits per bootstrap are capped: they are cheap but not free.
+LAW_BOOT_CAP = 1000
+APPROACH3_PARAMS = 5
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be positive and finite: {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "path",
+        help="directory searched for runs/*.json records, one record, a CSV (N, D, loss[, C, run_id]), "
+        "a `scaling collect` table (CSV/Parquet) or Epoch's Chinchilla CSV",
+    )
+    parser.add_argument("--json", metavar="OUT.json", help="write all fitted laws to this JSON file")
+    parser.add_argument("--plots", metavar="DIR", help="write PNG figures into this folder")
+    parser.add_argument(
+        "--bootstrap", metavar="K", type=_nonneg_int, default=0, help="resample runs K times for CIs (0: off)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--params", choices=PARAM_COUNTS, default="with_head", help="parameter count used as N (default with_head)"
+    )
+    parser.add_argument("--flops", choices=FLOP_CONVENTIONS, default="exact", help="FLOP convention (default exact)")
+    parser.add_argument(
+        "--holdout-above",
+        metavar="C",
+        type=_positive_float,
+        help="fit on runs with C below this, report the error predicting each larger run",
+    )
+    parser.add_argument(
+        "--at-flops",
+        metavar="C",
+        type=_positive_float,
+        help="reporting budget for N_opt, D_opt and loss (default 10x the largest budget in the data)",
+    )
+    parser.add_argument(
+        "--kaplan-irreducible",
+        action="store_true",
+        help="add an irreducible term E to Kaplan's laws (useful at small scale)",
+    )
+    parser.add_argument(
+        "--drop-highest-loss",
+        metavar="K",
+        type=_nonneg_int,
+        default=0,
+        help="drop the K highest-loss runs first (Epoch's Chinchilla replication uses 5)",
+    )
+    parser.add_argument(
+        "--budget-tolerance",
+        metavar="REL",
+        type=_positive_float,
+        default=0.05,
+        help="Approach 2: runs whose C differ by less than this fraction share a budget (default 0.05)",
+    )
+    parser.add_argument(
+        "--curve-fraction",
+        metavar="F",
+        type=float,
+        default=0.5,
+        help="learning curves: predict the final loss from this first fraction of eval points (default 0.5)",
+    )
+    parser.add_argument(
+        "--delta", type=_positive_float, default=1e-3, help="Huber delta of the Approach 3 fit (default 1e-3)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    points = load_points(args.path, params=args.params, flops=args.flops, drop_highest_loss=args.drop_highest_loss)
+    require_fittable(points, APPROACH3_PARAMS, "Approach 3 (L = E + A/N^alpha + B/D^beta)")
+    if not 0 < args.curve_fraction < 1:
+        raise ScalingError(f"--curve-fraction must be in (0, 1), got {args.curve_fraction}")
+    if args.holdout_above:
+        from scaling.fit.holdout import split_by_compute
+
+        split_by_compute(points, args.holdout_above)  # a threshold that leaves nothing to test fails now, not last
+    at_flops = args.at_flops if args.at_flops else 10.0 * float(points.c.max())
+    options: dict[str, Any] = {
+        "params": args.params,
+        "flops": args.flops,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "holdout_above": args.holdout_above,
+        "at_flops": at_flops,
+        "at_flops_source": "--at-flops" if args.at_flops else "10x the largest C in the data",
+        "kaplan_irreducible": args.kaplan_irreducible,
+        "drop_highest_loss": args.drop_highest_loss,
+        "budget_tolerance": args.budget_tolerance,
+        "curve_fraction": args.curve_fraction,
+        "delta": args.delta,
+    }
+    res = fit_all(points, options)
+    print(res.render())
+    if args.json:
+        atomic_write_json(args.json, res.as_json())
+        print(f"\nwrote {args.json}")
+    if args.plots:
+        from scaling.fit.plots import write_plots
+
+        for path in write_plots(res, args.plots):
+            print(f"wrote {path}")
+    sys.stdout.flush()
+    return 0
+
+
+def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
+    """Every law in turn; a law the data cannot support records a note and the others go on."""
+    from scaling.fit.approach3 import fit_approach3
+    from scaling.fit.bootstrap import bootstrap_approach3
+
+    res = FitResults(points, options, float(options["at_flops"]))
+    k = int(options.get("bootstrap") or 0)
+    seed = int(options.get("seed") or 0)
+    irreducible = bool(options.get("kaplan_irreducible"))
+
+    res.approach3 = fit_approach3(points.n, points.d, points.loss, delta=options.get("delta", 1e-3))
+    if k:
+        res.approach3_boot = bootstrap_approach3(
+            points.n, points.d, points.loss, groups=points.run_id, n_boot=k, seed=seed, point_fit=res.approach3
+        )
+
+    res.envelope = compute_envelope(points)
+    try:
+        res.approach1 = fit_approach1(points, res.envelope)
+    except ScalingError as err:
+        res.note("approach1", f"not fitted: {err}")
+    res.kaplan = fit_kaplan(points, res.envelope.c, res.envelope.loss, irreducible=irreducible)
+    if res.envelope.mode == "final points":
+        res.kaplan.notes.append("no eval curves: L(C_min) uses the Pareto frontier of final points")
+    res.approach2 = fit_approach2(points, float(options.get("budget_tolerance", 0.05)))
+    if points.has_curves:
+        res.learning = fit_learning_curves(points, float(options.get("curve_fraction", 0.5)))
+    else:
+        res.note("learning_curve", "not fitted: the input holds no eval curves (final points only)")
+    if k:
+        _bootstrap_laws(res, k, seed)
+    if options.get("holdout_above"):
+        from scaling.fit.holdout import run_holdout
+
+        res.holdout = run_holdout(
+            points, float(options["holdout_above"]), kaplan_irreducible=irreducible, delta=options.get("delta", 1e-3)
+        )
+    return res
+
+
+def _bootstrap_laws(res: FitResults, k: int, seed: int) -> None:
+    """Percentile CIs for Kaplan's exponents and Approaches 1-2 by refitting on resampled runs.
+
+    Each replicate draws runs with replacement (whole curves travel with their run). A law that
+    cannot be fitted on a replicate gives NaN there, so CIs rest on the replicates where it could.
+    """
+    n_boot = min(k, LAW_BOOT_CAP)
+    at = res.at_flops
+    warm = res.kaplan
+    tol = float(res.options.get("budget_tolerance", 0.05))
+
+    def one(p: FitPoints) -> dict[str, float]:
+        q: dict[str, float] = {}
+        env = compute_envelope(p)
+        if warm is not None:
+            kq = fit_kaplan(p, env.c, env.loss, irreducible=warm.irreducible, warm=warm).quantities()
+            q.update({f"kaplan.{name}": v for name, v in kq.items()})
+        if res.approach1 is not None:
+            with contextlib.suppress(ScalingError):  # NaN for this replicate: too few frontier points
+                q.update({f"a1.{name}": v for name, v in fit_approach1(p, env).quantities(at).items()})
+        if res.approach2 is not None and res.approach2.fit is not None:
+            fit2 = fit_approach2(p, tol).fit
+            if fit2 is not None:
+                q.update({f"a2.{name}": v for name, v in fit2.quantities(at).items()})
+        return q
+
+    samples, failed = bootstrap_runs(res.points, one, n_boot, seed)
+    if failed:
+        res.note("bootstrap", f"{failed} of {n_boot} resamples could not be refitted")
+    keys = sorted({key for key in samples})
+    cols = {key: samples[key] for key in keys}
+    if warm is not None:
+        warm.samples = {key.split(".", 1)[1]: v for key, v in cols.items() if key.startswith("kaplan.")}
+        warm.ci95 = {name: percentile_ci(v) for name, v in warm.samples.items() if not name.startswith("E_")}
+        warm.n_boot = _count(warm.samples.get("alpha_N"))
+    for prefix, fit in (("a1.", res.approach1), ("a2.", res.approach2.fit if res.approach2 else None)):
+        if fit is None:
+            continue
+        fit.samples = {key[len(prefix) :]: v for key, v in cols.items() if key.startswith(prefix)}
+        fit.ci95 = {name: percentile_ci(v) for name, v in fit.samples.items()}
+        fit.n_boot = _count(fit.samples.get("a"))
+        if fit.n_boot < n_boot:
+            fit.notes.append(f"bootstrap: law defined on {fit.n_boot} of {n_boot} resamples")
+    if k > n_boot:
+        res.note("bootstrap", f"Kaplan / Approach 1 / Approach 2 CIs use the first {n_boot} of {k} resamples")
+
+
+def _count(v: np.ndarray | None) -> int:
+    return 0 if v is None else int(np.isfinite(v).sum())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``scaling fit`` directly (``python -m scaling.fit.cli``)."""
+    from scaling.errors import report_user_errors
+
+    parser = argparse.ArgumentParser(prog="scaling fit", description=HELP)
+    add_arguments(parser)
+    return int(report_user_errors(run)(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,437 @@
+"""Kaplan et al. 2020 ("Scaling Laws for Neural Language Models") power laws.
+
+* L(N) = (N_c/N)^alpha_N         (eq. 1.1; best loss per N, i.e. runs not limited by data)
+* L(D) = (D_c/D)^alpha_D         (eq. 1.2; best loss per D, i.e. runs not limited by size)
+* L(C_min) = (C_c/C)^alpha_C     (eq. 1.3; the compute-efficient frontier of all eval curves)
+* L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D   (eq. 1.5, the joint law)
+
+Kaplan's runs were large enough that no irreducible loss was visible; at the small
+scales this project trains, the loss bends towards a floor, so each law optionally
+gains an additive ``E`` (``--kaplan-irreducible``). The form used is always reported.
+
+All fits minimise squared log-residuals, so every point weighs by its relative error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from scaling.errors import ScalingError
+from scaling.fit.points import FitPoints, best_per_group
+
+_ALPHA_BOUNDS = (1e-4, 10.0)
+
+
+@dataclass
+class PowerLawFit:
+    """``y = E + (x_c / x)^alpha`` (``E = 0`` in the pure Kaplan form), fitted in log space."""
+
+    law: str
+    variable: str
+    alpha: float
+    log_x_c: float
+    e: float
+    irreducible: bool
+    n_points: int
+    rmse_log: float
+    converged: bool
+    x: np.ndarray
+    y: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def x_c(self) -> float:
+        return math.exp(self.log_x_c) if self.log_x_c < 700 else math.inf
+
+    @property
+    def n_params(self) -> int:
+        return 3 if self.irreducible else 2
+
+    def predict(self, x: np.ndarray | float) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        return self.e + np.exp(self.alpha * (self.log_x_c - np.log(x)))
+
+    @property
+    def form(self) -> str:
+        v = self.variable
+        return f"{'E + ' if self.irreducible else ''}({v}_c/{v})^alpha_{v}"
+
+    def as_dict(self) -> dict[str, Any]:
+        v = self.variable
+        out: dict[str, Any] = {
+            "form": f"{self.law} = {self.form}",
+            f"alpha_{v}": self.alpha,
+            f"{v}_c": self.x_c,
+            "n_points": self.n_points,
+            "rmse_log": self.rmse_log,
+            "converged": self.converged,
+            "warnings": list(self.warnings),
+        }
+        if self.irreducible:
+            out["E"] = self.e
+        return out
+
+
+def _check_points(x: np.ndarray, y: np.ndarray, n_params: int, law: str, variable: str) -> None:
+    if len(x) < n_params:
+        raise ScalingError(f"{law}: {len(x)} point(s) for {n_params} parameters")
+    if np.unique(x).size < 2:
+        raise ScalingError(f"{law}: all points at one {variable}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
+        raise ScalingError(f"{law}: non-positive or non-finite values")
+
+
+def fit_power_law(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    irreducible: bool = False,
+    law: str = "L(N)",
+    variable: str = "N",
+    start: tuple[float, float, float] | None = None,
+) -> PowerLawFit:
+    """Fit ``y = E + (x_c/x)^alpha`` (or the pure form) to positive points; flags bounds and thin data.
+
+    ``start`` = (E, alpha, log x_c) warm-starts the irreducible fit (used by the bootstrap).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n_params = 3 if irreducible else 2
+    _check_points(x, y, n_params, law, variable)
+    lx, ly = np.log(x), np.log(y)
+    warnings: list[str] = []
+    if not irreducible:
+        # log y = alpha log x_c - alpha log x: ordinary least squares in log-log space is exact.
+        slope, intercept = np.polyfit(lx, ly, 1)
+        alpha = -float(slope)
+        log_xc = float(intercept) / alpha if alpha != 0 else math.nan
+        e, converged = 0.0, True
+        resid = ly - np.polyval([slope, intercept], lx)
+    else:
+        e, alpha, log_xc, resid, converged, bound_hits = _fit_irreducible(lx, y, start)
+        warnings += [f"{law}: {b}" for b in bound_hits]
+    if alpha <= 0:
+        warnings.append(f"{law}: loss does not fall with {variable} (alpha_{variable} = {alpha:.4g} <= 0)")
+    if len(x) == n_params:
+        warnings.append(f"{law}: {len(x)} points for {n_params} parameters: exact fit, no residual check")
+    if not converged:
+        warnings.append(f"{law}: optimiser did not converge")
+    return PowerLawFit(
+        law=law,
+        variable=variable,
+        alpha=alpha,
+        log_x_c=log_xc,
+        e=e,
+        irreducible=irreducible,
+        n_points=len(x),
+        rmse_log=float(np.sqrt(np.mean(resid**2))),
+        converged=converged,
+        x=x,
+        y=y,
+        warnings=warnings,
+    )
+
+
+def _fit_irreducible(
+    lx: np.ndarray, y: np.ndarray, start: tuple[float, float, float] | None
+) -> tuple[float, float, float, np.ndarray, bool, list[str]]:
+    """Multi-start bounded least squares for ``log(E + exp(alpha (log x_c - log x)))`` vs ``log y``."""
+    ly = np.log(y)
+    e_max = 0.999 * float(y.min())
+
+    def residual(theta: np.ndarray) -> np.ndarray:
+        e, alpha, lxc = theta
+        return np.logaddexp(math.log(max(e, 1e-300)), alpha * (lxc - lx)) - ly
+
+    starts: list[np.ndarray] = []
+    if start is not None:
+        starts.append(np.array(start, dtype=float))
+    else:
+        for frac in (0.0, 0.5, 0.8, 0.95):
+            e0 = frac * e_max
+            slope, intercept = np.polyfit(lx, np.log(y - e0), 1)
+            a0 = float(np.clip(-slope, 0.05, 5.0))
+            starts.append(np.array([e0, a0, float(np.mean(np.log(y - e0)) / a0 + lx.mean())]))
+    lower = np.array([0.0, _ALPHA_BOUNDS[0], -1e4])
+    upper = np.array([e_max, _ALPHA_BOUNDS[1], 1e4])
+    best = None
+    for s in starts:
+        s = np.clip(s, lower, upper)
+        res = least_squares(residual, s, bounds=(lower, upper), method="trf", x_scale="jac", max_nfev=2000)
+        if best is None or res.cost < best.cost:
+            best = res
+    assert best is not None
+    e, alpha, lxc = (float(v) for v in best.x)
+    hits = []
+    if e <= 1e-6 * e_max:
+        hits.append("E at its lower bound 0 (no irreducible loss visible)")
+    if e >= e_max * (1 - 1e-6):
+        hits.append("E at its upper bound (the lowest observed loss)")
+    if alpha <= _ALPHA_BOUNDS[0] * 1.001 or alpha >= _ALPHA_BOUNDS[1] * 0.999:
+        hits.append(f"alpha at a bound ({alpha:.4g})")
+    return e, alpha, lxc, best.fun, bool(best.status > 0), hits
+
+
+@dataclass
+class KaplanJointFit:
+    """Kaplan eq. 1.5, ``L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D`` (+ E optionally)."""
+
+    alpha_n: float
+    alpha_d: float
+    log_n_c: float
+    log_d_c: float
+    e: float
+    irreducible: bool
+    n_points: int
+    rmse_log: float
+    converged: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_params(self) -> int:
+        return 5 if self.irreducible else 4
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.array([self.alpha_n, self.alpha_d, self.log_n_c, self.log_d_c, self.e])
+
+    def predict(self, n: np.ndarray | float, d: np.ndarray | float) -> np.ndarray:
+        return np.exp(_joint_log_pred(self.theta, np.log(np.asarray(n, float)), np.log(np.asarray(d, float))))
+
+    @property
+    def form(self) -> str:
+        e = "E + " if self.irreducible else ""
+        return f"L(N,D) = {e}[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "form": self.form,
+            "alpha_N": self.alpha_n,
+            "alpha_D": self.alpha_d,
+            "N_c": _safe_exp(self.log_n_c),
+            "D_c": _safe_exp(self.log_d_c),
+            "n_points": self.n_points,
+            "rmse_log": self.rmse_log,
+            "converged": self.converged,
+            "warnings": list(self.warnings),
+        }
+        if self.irreducible:
+            out["E"] = self.e
+        return out
+
+
+def _safe_exp(v: float) -> float:
+    return math.exp(v) if v < 700 else math.inf
+
+
+def _joint_log_pred(theta: np.ndarray, ln: np.ndarray, ld: np.ndarray) -> np.ndarray:
+    a_n, a_d, lnc, ldc, e = theta
+    inner = np.logaddexp((a_n / a_d) * (lnc - ln), ldc - ld)
+    core = a_d * inner
+    return np.logaddexp(math.log(e), core) if e > 0 else core
+
+
+def fit_kaplan_joint(
+    n: np.ndarray,
+    d: np.ndarray,
+    loss: np.ndarray,
+    *,
+    irreducible: bool = False,
+    starts: list[np.ndarray] | None = None,
+) -> KaplanJointFit:
+    """Fit Kaplan's joint law by bounded least squares on log-residuals from several starts.
+
+    ``starts`` are (alpha_N, alpha_D, log N_c, log D_c, E) vectors; by default a small grid of
+    exponents with N_c, D_c set so that each start predicts the median loss at the median size.
+    """
+    n, d, loss = (np.asarray(v, dtype=float) for v in (n, d, loss))
+    n_params = 5 if irreducible else 4
+    law = "Kaplan L(N,D)"
+    if len(n) < n_params:
+        raise ScalingError(f"{law}: {len(n)} point(s) for {n_params} parameters")
+    if np.unique(n).size < 2:
+        raise ScalingError(f"{law}: all points at one N")
+    if np.unique(d).size < 2:
+        raise ScalingError(f"{law}: all points at one D")
+    ln, ld, ll = np.log(n), np.log(d), np.log(loss)
+    e_max = 0.999 * float(loss.min()) if irreducible else 0.0
+
+    def residual(theta: np.ndarray) -> np.ndarray:
+        full = theta if irreducible else np.append(theta, 0.0)
+        return _joint_log_pred(full, ln, ld) - ll
+
+    if starts is None:
+        starts = _default_starts(n, d, loss, irreducible)
+    lo = [_ALPHA_BOUNDS[0], _ALPHA_BOUNDS[0], -1e4, -1e4] + ([0.0] if irreducible else [])
+    hi = [5.0, 5.0, 1e5, 1e5] + ([max(e_max, 1e-12)] if irreducible else [])
+    lower, upper = np.array(lo), np.array(hi)
+    best = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in starts:
+            s0 = np.clip(np.asarray(s, dtype=float)[:n_params], lower, upper)
+            try:
+                res = least_squares(residual, s0, bounds=(lower, upper), method="trf", x_scale="jac", max_nfev=3000)
+            except ValueError:
+                continue
+            if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
+                best = res
+    if best is None:
+        raise ScalingError(f"{law}: no start produced a finite fit")
+    theta = np.append(best.x, 0.0) if not irreducible else best.x
+    warnings: list[str] = []
+    for name, value, (b_lo, b_hi) in (
+        ("alpha_N", theta[0], (lower[0], upper[0])),
+        ("alpha_D", theta[1], (lower[1], upper[1])),
+    ):
+        if value <= b_lo * 1.001 or value >= b_hi * 0.999:
+            warnings.append(f"{law}: {name} at a bound ({value:.4g})")
+    if irreducible and theta[4] <= 1e-6 * e_max:
+        warnings.append(f"{law}: E at its lower bound 0 (no irreducible loss visible)")
+    if irreducible and theta[4] >= e_max * (1 - 1e-6):
+        warnings.append(f"{law}: E at its upper bound (the lowest observed loss)")
+    if len(n) == n_params:
+        warnings.append(f"{law}: {len(n)} points for {n_params} parameters: exact fit, no residual check")
+    converged = bool(best.status > 0)
+    if not converged:
+        warnings.append(f"{law}: optimiser did not converge")
+    return KaplanJointFit(
+        alpha_n=float(theta[0]),
+        alpha_d=float(theta[1]),
+        log_n_c=float(theta[2]),
+        log_d_c=float(theta[3]),
+        e=float(theta[4]),
+        irreducible=irreducible,
+        n_points=len(n),
+        rmse_log=float(np.sqrt(np.mean(best.fun**2))),
+        converged=converged,
+        warnings=warnings,
+    )
+
+
+@dataclass
+class KaplanResults:
+    """The four Kaplan laws fitted to one data set; a law the data cannot support is ``None`` with a note."""
+
+    irreducible: bool
+    l_n: PowerLawFit | None = None
+    l_d: PowerLawFit | None = None
+    l_c: PowerLawFit | None = None
+    joint: KaplanJointFit | None = None
+    notes: list[str] = field(default_factory=list)
+    ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+    n_boot: int = 0
+
+    @property
+    def form(self) -> str:
+        return "with irreducible term E" if self.irreducible else "pure power laws (no irreducible term)"
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for f in (self.l_n, self.l_d, self.l_c, self.joint) if f is not None for w in f.warnings]
+
+    def quantities(self) -> dict[str, float]:
+        """The headline parameters (flat), NaN where a law was not fitted."""
+        q: dict[str, float] = {}
+        for fit, v in ((self.l_n, "N"), (self.l_d, "D"), (self.l_c, "C")):
+            q[f"alpha_{v}"] = fit.alpha if fit else math.nan
+            q[f"{v}_c"] = fit.x_c if fit else math.nan
+            if self.irreducible:
+                q[f"E_{v}"] = fit.e if fit else math.nan
+        if self.joint is not None:
+            q["joint_alpha_N"] = self.joint.alpha_n
+            q["joint_alpha_D"] = self.joint.alpha_d
+        return q
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"form": self.form, "irreducible": self.irreducible}
+        for k, v in self.quantities().items():
+            if not k.startswith(("joint_", "E_")) and math.isfinite(v):
+                out[k] = v
+        for key, fit in (("L_N", self.l_n), ("L_D", self.l_d), ("L_C", self.l_c), ("joint", self.joint)):
+            out[key] = fit.as_dict() if fit is not None else None
+        if self.ci95:
+            out["ci95"] = {k: list(v) for k, v in self.ci95.items()}
+            out["n_boot"] = self.n_boot
+        out["notes"] = list(self.notes)
+        out["warnings"] = self.warnings
+        return out
+
+
+def fit_kaplan(
+    points: FitPoints,
+    envelope_c: np.ndarray | None,
+    envelope_loss: np.ndarray | None,
+    *,
+    irreducible: bool = False,
+    warm: KaplanResults | None = None,
+) -> KaplanResults:
+    """Fit L(N), L(D), L(C_min) and the joint law; a law the data cannot support gets a note, not a crash.
+
+    ``warm`` (a previous fit of the same form) warm-starts every nonlinear fit: the bootstrap uses it
+    to refit hundreds of replicates quickly.
+    """
+    out = KaplanResults(irreducible=irreducible)
+
+    def start_of(f: PowerLawFit | None) -> tuple[float, float, float] | None:
+        return (f.e, f.alpha, f.log_x_c) if (f is not None and irreducible) else None
+
+    xn, ln_ = best_per_group(points.n, points.loss)
+    try:
+        out.l_n = fit_power_law(
+            xn, ln_, irreducible=irreducible, law="L(N)", variable="N", start=start_of(warm and warm.l_n)
+        )
+    except ScalingError as err:
+        out.notes.append(f"L(N) not fitted: {err}")
+    xd, ld_ = best_per_group(points.d, points.loss)
+    try:
+        out.l_d = fit_power_law(
+            xd, ld_, irreducible=irreducible, law="L(D)", variable="D", start=start_of(warm and warm.l_d)
+        )
+    except ScalingError as err:
+        out.notes.append(f"L(D) not fitted: {err}")
+    if envelope_c is not None and envelope_loss is not None and len(envelope_c):
+        try:
+            out.l_c = fit_power_law(
+                envelope_c,
+                envelope_loss,
+                irreducible=irreducible,
+                law="L(C_min)",
+                variable="C",
+                start=start_of(warm and warm.l_c),
+            )
+        except ScalingError as err:
+            out.notes.append(f"L(C_min) not fitted: {err}")
+    else:
+        out.notes.append("L(C_min) not fitted: no compute-efficient frontier")
+    starts = None
+    if warm is not None and warm.joint is not None:
+        starts = [warm.joint.theta]
+    elif out.l_n is not None and out.l_d is not None and out.l_n.alpha > 0 and out.l_d.alpha > 0:
+        # Kaplan's joint law reduces to L(N) as D -> inf and to L(D) as N -> inf: start there.
+        e0 = min(out.l_n.e, out.l_d.e)
+        first = np.array([out.l_n.alpha, out.l_d.alpha, out.l_n.log_x_c, out.l_d.log_x_c, e0])
+        starts = [first, *_default_starts(points.n, points.d, points.loss, irreducible)]
+    try:
+        out.joint = fit_kaplan_joint(points.n, points.d, points.loss, irreducible=irreducible, starts=starts)
+    except ScalingError as err:
+        out.notes.append(f"joint L(N,D) not fitted: {err}")
+    return out
+
+
+def _default_starts(n: np.ndarray, d: np.ndarray, loss: np.ndarray, irreducible: bool) -> list[np.ndarray]:
+    """A grid of exponents, N_c and D_c set so each start predicts the median loss at the mean log size."""
+    ln, ld = np.log(n), np.log(d)
+    e_max = 0.999 * float(loss.min()) if irreducible else 0.0
+    starts = []
+    for e_frac in (0.0, 0.5, 0.8) if irreducible else (0.0,):
+        e0 = e_frac * e_max
+        lm = math.log(float(np.median(loss)) - e0)
+        for a_n in (0.07, 0.3, 0.6):
+            for a_d in (0.1, 0.3, 0.6):
+                starts.append(np.array([a_n, a_d, ln.mean() + lm / a_n, ld.mean() + lm / a_d, e0]))
+    return starts

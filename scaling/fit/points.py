@@ -1,0 +1,443 @@
+"""Load the points a scaling-law fit needs from run records or a table, and check them.
+
+Every law downstream works on one :class:`FitPoints`: one *final point* per run
+(N, D, C, loss) for the parametric fits, plus that run's eval curve (tokens,
+FLOPs, loss) for the envelope laws (Chinchilla Approach 1, Kaplan's L(C_min)).
+Keeping runs -- not loose points -- as the unit is what lets the bootstrap
+resample whole runs, so the many correlated points of one curve never count as
+independent evidence.
+
+Inputs accepted:
+
+* a directory searched at any depth for ``runs/*.json`` run records (or one record file);
+* a CSV with columns ``N, D, loss`` (optional ``C``, default 6·N·D; optional
+  ``run_id`` grouping the rows of one run's curve; optional ``budget`` isoFLOP tag);
+* the table written by ``scaling collect`` (CSV or Parquet, one row per run);
+* Epoch AI's Chinchilla extraction (columns ``Model Size``, ``Training FLOP``, ``loss``;
+  D = C / (6 N), Besiroglu et al. 2024).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.errors import ScalingError
+from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, iter_record_paths, read_record
+
+# Columns of the table written by ``scaling collect``: N_<params>, C_<flops>, D (or tokens), loss.
+_COLLECT_N = {p: f"N_{p}" for p in PARAM_COUNTS}
+_COLLECT_C = {f: f"C_{f}" for f in FLOP_CONVENTIONS}
+_EPOCH_N, _EPOCH_C = "Model Size", "Training FLOP"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's eval curve, sorted by tokens, with its model size ``n``."""
+
+    run_id: str
+    n: float
+    tokens: np.ndarray
+    flops: np.ndarray
+    loss: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class FitPoints:
+    """One final point per run (arrays aligned by run), each run's curve, and where they came from.
+
+    ``budget`` holds an explicit isoFLOP tag per run (NaN where absent); ``curves[i]`` is run
+    ``i``'s eval curve or ``None`` when the input held only final points.
+    """
+
+    run_id: np.ndarray
+    n: np.ndarray
+    d: np.ndarray
+    c: np.ndarray
+    loss: np.ndarray
+    budget: np.ndarray
+    curves: tuple[Curve | None, ...]
+    source: str
+    kind: str  # records | csv | collect | epoch
+    params: str
+    flops: str
+    n_from: str
+    c_from: str
+    skipped: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+    @property
+    def has_curves(self) -> bool:
+        """True when at least one run has an eval curve of two or more points."""
+        return any(c is not None and len(c) >= 2 for c in self.curves)
+
+    def take(self, index: np.ndarray) -> FitPoints:
+        """The runs at ``index`` (a boolean mask or integer indices, repeats allowed)."""
+        idx = np.arange(len(self))[index] if np.asarray(index).dtype == bool else np.asarray(index, dtype=int)
+        return replace(
+            self,
+            run_id=self.run_id[idx],
+            n=self.n[idx],
+            d=self.d[idx],
+            c=self.c[idx],
+            loss=self.loss[idx],
+            budget=self.budget[idx],
+            curves=tuple(self.curves[i] for i in idx),
+        )
+
+    def resample(self, rng: np.random.Generator) -> FitPoints:
+        """A bootstrap replicate: runs drawn with replacement (whole runs, never single curve points)."""
+        return self.take(rng.integers(0, len(self), size=len(self)))
+
+    def with_note(self, note: str) -> FitPoints:
+        return replace(self, notes=(*self.notes, note))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_points(
+    path: str | Path,
+    *,
+    params: str = "with_head",
+    flops: str = "exact",
+    drop_highest_loss: int = 0,
+) -> FitPoints:
+    """Read ``path`` (records directory, record file, CSV or Parquet) into :class:`FitPoints`."""
+    if params not in PARAM_COUNTS:
+        raise ScalingError(f"--params must be one of {', '.join(PARAM_COUNTS)}, got {params!r}")
+    if flops not in FLOP_CONVENTIONS:
+        raise ScalingError(f"--flops must be one of {', '.join(FLOP_CONVENTIONS)}, got {flops!r}")
+    path = Path(path)
+    if not path.exists():
+        raise ScalingError(f"no such file or directory: {path}")
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix == ".json":
+        points = _load_records(path, params, flops)
+    elif suffix in (".csv", ".parquet", ".pq", ".tsv"):
+        points = _load_table(path, params, flops)
+    else:
+        raise ScalingError(f"cannot read {path}: expected a directory of run records, a .json record, .csv or .parquet")
+    if drop_highest_loss:
+        points = drop_highest(points, drop_highest_loss)
+    return points
+
+
+def drop_highest(points: FitPoints, k: int) -> FitPoints:
+    """Drop the ``k`` runs with the highest final loss (Besiroglu et al. 2024 drop 5 outliers)."""
+    if k < 0:
+        raise ScalingError(f"--drop-highest-loss must be >= 0, got {k}")
+    if k >= len(points):
+        raise ScalingError(f"--drop-highest-loss {k} would drop all {len(points)} points")
+    keep = np.ones(len(points), dtype=bool)
+    keep[np.argsort(points.loss, kind="stable")[len(points) - k :]] = False
+    return points.take(keep).with_note(f"dropped the {k} highest-loss point(s) (--drop-highest-loss {k})")
+
+
+def _load_records(path: Path, params: str, flops: str) -> FitPoints:
+    paths = list(iter_record_paths(path))
+    if not paths:
+        raise ScalingError(f"no run records (runs/*.json) found under {path}")
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for p in paths:
+        rec = read_record(p)
+        if rec["status"] != "finished":
+            skipped[rec["status"]] = skipped.get(rec["status"], 0) + 1
+            continue
+        run_id = str(rec["run_id"])
+        if run_id in seen:  # same id in two experiments: keep both, told apart by experiment
+            run_id = f"{rec.get('experiment', p.parent.parent.name)}/{run_id}"
+        seen[run_id] = 1
+        rows.append(_record_row(rec, p, run_id, params, flops))
+    if not rows:
+        detail = ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
+        raise ScalingError(f"no finished runs under {path} ({detail})")
+    return FitPoints(
+        run_id=np.array([r["run_id"] for r in rows], dtype=object),
+        n=np.array([r["n"] for r in rows], dtype=float),
+        d=np.array([r["d"] for r in rows], dtype=float),
+        c=np.array([r["c"] for r in rows], dtype=float),
+        loss=np.array([r["loss"] for r in rows], dtype=float),
+        budget=np.array([r["budget"] for r in rows], dtype=float),
+        curves=tuple(r["curve"] for r in rows),
+        source=str(path),
+        kind="records",
+        params=params,
+        flops=flops,
+        n_from=f"params.{params}",
+        c_from=f"flops.{flops}",
+        skipped=skipped,
+    )
+
+
+def _positive(value: Any, what: str, where: str) -> float:
+    """``value`` as a positive finite float, or one ScalingError naming ``where``."""
+    if value is None:  # records store NaN as null
+        raise ScalingError(f"{where}: {what} is missing or NaN (null)")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ScalingError(f"{where}: {what} is not a number ({value!r})") from None
+    if not math.isfinite(x) or x <= 0:
+        raise ScalingError(f"{where}: {what} must be positive and finite, got {value!r}")
+    return x
+
+
+def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops: str) -> dict[str, Any]:
+    where = f"run record {path}"
+    final = rec["final"] if isinstance(rec["final"], dict) else {}
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "n": _positive(rec["params"][params], f"params.{params}", where),
+        "d": _positive(rec["tokens"], "tokens", where),
+        "c": _positive(rec["flops"][flops], f"flops.{flops}", where),
+        "loss": _positive(final.get("val_loss"), "final.val_loss", where),
+    }
+    grid = rec["config"].get("grid") if isinstance(rec["config"], dict) else None
+    budget = grid.get("budget") if isinstance(grid, dict) else None
+    row["budget"] = float(budget) if isinstance(budget, int | float) and budget > 0 else math.nan
+    tokens, cflops, loss = [], [], []
+    for i, pt in enumerate(rec["curve"]):
+        if not isinstance(pt, dict):
+            raise ScalingError(f"{where}: curve[{i}] is not an object")
+        t = pt.get("tokens")
+        if isinstance(t, int | float) and t <= 0:
+            continue  # the step-0 evaluation has no tokens/FLOPs yet: nothing to place on a log axis
+        tokens.append(_positive(t, f"curve[{i}].tokens", where))
+        f = pt.get("flops")
+        cflops.append(_positive(f.get(flops) if isinstance(f, dict) else None, f"curve[{i}].flops.{flops}", where))
+        loss.append(_positive(pt.get("val_loss"), f"curve[{i}].val_loss", where))
+    order = np.argsort(tokens, kind="stable")
+    row["curve"] = (
+        Curve(run_id, row["n"], np.asarray(tokens)[order], np.asarray(cflops)[order], np.asarray(loss)[order])
+        if tokens
+        else None
+    )
+    return row
+
+
+def _read_frame(path: Path) -> Any:
+    import pandas as pd  # deferred: pandas is slow to import and only tables need it
+
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, OSError) as err:
+        raise ScalingError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+
+
+def _column(frame: Any, name: str, path: Path, rows: np.ndarray) -> np.ndarray:
+    """Column ``name`` as floats; any non-positive, NaN or non-numeric cell is an error naming its line."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ScalingError(
+            f"{path} line {rows[i]}: column {name!r} must be positive and finite, got {frame[name].iloc[i]!r}"
+        )
+    return values
+
+
+def _load_table(path: Path, params: str, flops: str) -> FitPoints:
+    frame = _read_frame(path)
+    columns = [str(c) for c in frame.columns]
+    lower = {c.lower(): c for c in columns}
+    skipped: dict[str, int] = {}
+    if "status" in lower:  # a `scaling collect` table lists diverged/running runs too
+        status = frame[lower["status"]].astype(str)
+        for name, count in status[status != "finished"].value_counts().items():
+            skipped[str(name)] = int(count)
+        frame = frame[status == "finished"]
+    if len(frame) == 0:
+        detail = f" ({', '.join(f'{v} {k}' for k, v in sorted(skipped.items()))})" if skipped else ""
+        raise ScalingError(f"no data rows in {path}{detail}")
+    line = np.asarray(frame.index, dtype=int) + 2  # header is line 1
+
+    notes: list[str] = []
+    if any(c in columns for c in _COLLECT_N.values()):
+        kind = "collect"
+        n_col, c_col = _COLLECT_N[params], _COLLECT_C[flops]
+        d_col = "D" if "D" in columns else "tokens"
+        need = [n_col, d_col, c_col, "loss"]
+    elif _EPOCH_N in columns and _EPOCH_C in columns:
+        kind, n_col, c_col, d_col = "epoch", _EPOCH_N, _EPOCH_C, None
+        need = [n_col, c_col, "loss"]
+        notes.append("Epoch layout: N = 'Model Size', C = 'Training FLOP', D = C / (6 N)")
+    else:
+        kind = "csv"
+        n_col, d_col = lower.get("n", "N"), lower.get("d", "D")
+        c_col = lower.get("c")
+        need = [n_col, d_col, lower.get("loss", "loss")]
+    missing = [c for c in need if c not in columns]
+    if missing:
+        raise ScalingError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns)}); "
+            "need N, D, loss [C, run_id] or a `scaling collect` table or Epoch's Model Size, Training FLOP, loss"
+        )
+    loss = _column(frame, lower.get("loss", "loss"), path, line)
+    n = _column(frame, n_col, path, line)
+    if kind == "epoch":
+        c = _column(frame, c_col, path, line)
+        d = c / (6.0 * n)
+    else:
+        d = _column(frame, d_col, path, line)
+        c = _column(frame, c_col, path, line) if c_col else 6.0 * n * d
+    if kind != "collect":
+        notes.append("--params/--flops do not apply to this table: N and C are used as given")
+    if kind == "csv" and c_col is None:
+        notes.append("no C column: C = 6 N D")
+    budget = (
+        _column(frame, lower["budget"], path, line) if "budget" in lower else np.full(len(frame), math.nan, dtype=float)
+    )
+    if "run_id" in lower:
+        run_id = frame[lower["run_id"]].astype(str).to_numpy(dtype=object)
+    else:
+        run_id = np.array([f"row{i}" for i in line], dtype=object)
+
+    points = _group_rows(run_id, n, d, c, loss, budget, path, line)
+    return FitPoints(
+        **points,
+        source=str(path),
+        kind=kind,
+        params=params,
+        flops=flops,
+        n_from=n_col,
+        c_from=c_col if c_col else "6*N*D",
+        skipped=skipped,
+        notes=tuple(notes),
+    )
+
+
+def _group_rows(
+    run_id: np.ndarray,
+    n: np.ndarray,
+    d: np.ndarray,
+    c: np.ndarray,
+    loss: np.ndarray,
+    budget: np.ndarray,
+    path: Path,
+    line: np.ndarray,
+) -> dict[str, Any]:
+    """Rows sharing a ``run_id`` are one run's curve; the run's final point is its row with the largest D."""
+    order: dict[str, list[int]] = {}
+    for i, r in enumerate(run_id):
+        order.setdefault(r, []).append(i)
+    finals: list[int] = []
+    curves: list[Curve | None] = []
+    for rid, idx in order.items():
+        ix = np.asarray(idx)
+        if np.ptp(n[ix]) > 1e-9 * n[ix].max():
+            raise ScalingError(f"{path} line {line[ix[0]]}: run_id {rid!r} has rows with different N")
+        ix = ix[np.argsort(d[ix], kind="stable")]
+        finals.append(int(ix[-1]))
+        curves.append(Curve(str(rid), float(n[ix[0]]), d[ix], c[ix], loss[ix]) if len(ix) >= 2 else None)
+    f = np.asarray(finals)
+    return {
+        "run_id": run_id[f],
+        "n": n[f],
+        "d": d[f],
+        "c": c[f],
+        "loss": loss[f],
+        "budget": budget[f],
+        "curves": tuple(curves),
+    }
+
+
+# ----------------------------------------------------------------------------- checks and helpers
+
+
+def require_fittable(points: FitPoints, n_params: int, law: str) -> None:
+    """Raise when ``points`` cannot identify a law with ``n_params`` parameters that varies with N."""
+    if len(points) < n_params:
+        raise ScalingError(f"{law} has {n_params} parameters but the input holds only {len(points)} run(s)")
+    if np.unique(points.n).size < 2:
+        raise ScalingError(f"all {len(points)} points are at one N ({points.n[0]:.6g}): a scaling law needs >= 2 sizes")
+    if np.unique(points.d).size < 2:
+        raise ScalingError(f"all {len(points)} points are at one D ({points.d[0]:.6g}): {law} needs >= 2 token counts")
+
+
+def group_by_log(values: np.ndarray, rel_tol: float) -> np.ndarray:
+    """Cluster positive ``values`` whose neighbours (sorted) differ by less than ``rel_tol``; one label each.
+
+    Single linkage in log space: grids made by a planner place budgets/sizes a factor >= 1.5 apart,
+    while rounding N and D moves the realised value a few percent, so gaps separate groups.
+    """
+    values = np.asarray(values, dtype=float)
+    labels = np.zeros(len(values), dtype=int)
+    if len(values) == 0:
+        return labels
+    order = np.argsort(values, kind="stable")
+    logs = np.log(values[order])
+    breaks = np.concatenate([[0], np.cumsum(np.diff(logs) > math.log1p(rel_tol))])
+    labels[order] = breaks
+    return labels
+
+
+def best_per_group(x: np.ndarray, loss: np.ndarray, rel_tol: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest loss for each distinct ``x`` (within ``rel_tol``), then only the frontier where loss falls.
+
+    Used for Kaplan's L(N) and L(D): the best loss per size comes from the run least limited by the
+    other resource; a size whose best loss is not below every smaller size's is limited elsewhere.
+    """
+    labels = group_by_log(x, rel_tol)
+    xs, ls = [], []
+    for g in np.unique(labels):
+        m = labels == g
+        i = np.argmin(np.where(m, loss, np.inf))
+        xs.append(x[i])
+        ls.append(loss[i])
+    xs_a, ls_a = np.asarray(xs), np.asarray(ls)
+    order = np.argsort(xs_a)
+    xs_a, ls_a = xs_a[order], ls_a[order]
+    running = np.minimum.accumulate(np.concatenate([[np.inf], ls_a[:-1]]))
+    keep = ls_a < running
+    return xs_a[keep], ls_a[keep]
+
+
+def bootstrap_runs(
+    points: FitPoints,
+    fit: Callable[[FitPoints], dict[str, float]],
+    n_boot: int,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Refit ``fit`` on ``n_boot`` replicates that resample whole runs; failed replicates are counted, not kept.
+
+    Returns the samples of each quantity ``fit`` returns and the number of replicates that failed
+    (too few distinct points left, or the fit did not define the quantity).
+    """
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, float]] = []
+    failed = 0
+    for _ in range(n_boot):
+        try:
+            rows.append(fit(points.resample(rng)))
+        except (ScalingError, ValueError, FloatingPointError, np.linalg.LinAlgError):
+            failed += 1
+    keys: Sequence[str] = list(rows[0]) if rows else []
+    return {k: np.array([r.get(k, math.nan) for r in rows], dtype=float) for k in keys}, failed
+
+
+def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the finite samples (NaN when none)."""
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return (math.nan, math.nan)
+    lo, hi = np.percentile(s, [2.5, 97.5])
+    return (float(lo), float(hi))

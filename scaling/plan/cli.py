@@ -1,0 +1,266 @@
+"""``scaling plan``: compute-optimal N, D, shape and cost for a FLOP budget under a published or fitted law."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from scaling.errors import ScalingError
+from scaling.models import FAMILIES
+from scaling.plan import (
+    OPTIMAL_FACTOR,
+    InferencePlan,
+    Plan,
+    ShapePlan,
+    make_plan,
+    place_models,
+)
+from scaling.plan.laws import LAWS, Allocation, FittedLaw, Law, get_law, load_fit
+
+HELP = "Plan a run for a FLOP budget: compute-optimal N and D, a model shape, GPU-hours (published or fitted law)."
+
+DEFAULT_LAW = "hoffmann2022"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flops", type=str, default=None, help="training budget C in FLOPs, e.g. 1e21")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--law", default=None, help=f"built-in law: {', '.join(LAWS)} (default {DEFAULT_LAW})")
+    source.add_argument(
+        "--fit", default=None, metavar="FIT.json", help="law fitted by `scaling fit --json` (approach3)"
+    )
+    parser.add_argument("--family", default="llama", help=f"model family for the shape: {', '.join(FAMILIES)}")
+    parser.add_argument("--vocab-size", type=int, default=50304, help="vocabulary size for the shape (default 50304)")
+    parser.add_argument("--context", type=int, default=2048, help="context length for the shape (default 2048)")
+    parser.add_argument("--tie-embeddings", action="store_true", help="tie input embedding and output head")
+    parser.add_argument(
+        "--inference-tokens", type=str, default=None, help="tokens to be served: also plan the inference-aware size"
+    )
+    parser.add_argument("--mfu", type=str, default="0.4", help="model FLOP utilisation for GPU-hours (default 0.4)")
+    parser.add_argument("--peak-tflops", type=str, default="989", help="peak TFLOP/s per GPU (default 989, H100 bf16)")
+    parser.add_argument("--models", action="store_true", help="place GPT-3, Gopher, Chinchilla, LLaMA-7B on the law")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def _number(text: str | None, what: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ScalingError(f"{what} must be a number, got {text!r}") from None
+
+
+def _si(x: float, unit: str = "") -> str:
+    """2.2e9 -> '2.22B': model and data sizes are read in K/M/B/T."""
+    if not math.isfinite(x):
+        return str(x)
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def _sci(x: float) -> str:
+    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+
+
+def _ci(ci: dict[str, tuple[float, float]] | None, key: str, fmt: Any) -> str:
+    if not ci or key not in ci:
+        return ""
+    lo, hi = ci[key]
+    return f"  [95% CI {fmt(lo)} .. {fmt(hi)}]"
+
+
+def _shape_lines(sp: ShapePlan, target: float, law: Law, title: str) -> list[str]:
+    if sp.shape is None:
+        return [f"{title:<15}none: {sp.error}"]
+    s, p = sp.shape, sp.params
+    assert p is not None
+    matched = getattr(p, law.n_count)
+    return [
+        f"{title:<15}n_layers={s.n_layers}  d_model={s.d_model}  n_heads={s.n_heads} (head_dim {s.head_dim})  "
+        f"d_ff={s.d_ff}  [{s.family}, vocab {s.vocab_size}, context {s.context}]",
+        f"{'parameters':<15}non_embedding {_si(p.non_embedding)}  with_head {_si(p.with_head)}  total {_si(p.total)}"
+        f"  ({law.n_count} {matched / target - 1:+.1%} vs N)",
+    ]
+
+
+def _law_lines(law: Law) -> list[str]:
+    return [
+        f"{'law':<15}{law.name}: {law.description}",
+        f"{'':<15}loss in nats/token on {law.corpus}; N counts {law.n_count} parameters",
+    ]
+
+
+def _plan_text(plan: Plan, fitted: FittedLaw | None) -> list[str]:
+    o, ci = plan.optimum, plan.ci
+    lines = [f"Compute-optimal plan for C = {plan.flops:.3g} FLOPs (C = 6ND)", *_law_lines(plan.law)]
+    lines += [
+        f"{'N_opt':<15}{_si(o.n)} parameters{_ci(ci, 'n', _si)}",
+        f"{'D_opt':<15}{_si(o.d)} tokens{_ci(ci, 'd', _si)}",
+        f"{'tokens/param':<15}{o.tokens_per_param:.1f}{_ci(ci, 'tokens_per_param', lambda v: f'{v:.1f}')}",
+        f"{'loss':<15}{o.loss:.4f}{_ci(ci, 'loss', lambda v: f'{v:.4f}')}",
+    ]
+    if fitted is not None and ci is None:
+        lines.append(
+            f"{'':<15}(no CI: the fit JSON has no bootstrap samples; run `scaling fit --bootstrap ... --json`)"
+        )
+    elif fitted is not None and fitted.samples is not None:
+        dropped = f", {fitted.dropped_samples} non-finite dropped" if fitted.dropped_samples else ""
+        lines.append(f"{'':<15}(CI: percentiles over {len(fitted.samples)} bootstrap samples{dropped})")
+    lines += ["", *_shape_lines(plan.shape, o.n, plan.law, "shape")]
+    lines += ["", f"{'training FLOPs':<15}6ND {plan.flops:.3g}"]
+    hours = f"GPU-hours at MFU {plan.mfu:g} x {plan.peak_tflops:g} TFLOP/s: 6ND {_sci(plan.gpu_hours(plan.flops))}"
+    if plan.shape.flops_exact is not None:
+        lines[-1] += f"   exact {plan.shape.flops_exact:.3g} (the shape's counted matmuls x D_opt)"
+        hours += f"   exact {_sci(plan.gpu_hours(plan.shape.flops_exact))}"
+    lines.append(f"{'':<15}{hours}")
+    if plan.inference is not None:
+        lines += ["", *_inference_text(plan.inference, plan.law)]
+    return lines
+
+
+def _inference_text(inf: InferencePlan, law: Law) -> list[str]:
+    def row(name: str, a: Allocation) -> str:
+        return (
+            f"{name:<17}{_si(a.n):>9}{_si(a.d):>9}{a.tokens_per_param:>9.1f}{a.loss:>9.4f}"
+            f"{a.flops:>11.3g}{2 * a.n * inf.tokens:>11.3g}{inf.total(a):>11.3g}"
+        )
+
+    lines = [
+        f"Inference-aware plan for {_si(inf.tokens)} inference tokens (Sardana et al. 2023: train 6ND + infer 2N/token)",
+        f"{'':<17}{'N':>9}{'D':>9}{'D/N':>9}{'loss':>9}{'train':>11}{'infer':>11}{'total':>11}",
+        row("compute-optimal", inf.chinchilla),
+        row("inference-aware", inf.aware),
+        f"same loss for {inf.saving:.1%} fewer total FLOPs "
+        f"({_si(inf.aware.n)} params on {_si(inf.aware.d)} tokens instead of {_si(inf.chinchilla.n)} on "
+        f"{_si(inf.chinchilla.d)})",
+        *_shape_lines(inf.aware_shape, inf.aware.n, law, "aware shape"),
+    ]
+    if not law.optimum_minimises_loss:
+        lines.append(
+            "note: Kaplan's C^0.73 frontier does not minimise its own L(N, D), so part of this saving "
+            "exists even without inference"
+        )
+    return lines
+
+
+def _models_text(law: Law) -> list[str]:
+    places = place_models(law)
+    lines = [
+        f"Reference models on {law.name} (compute-optimal = N within x{OPTIMAL_FACTOR:g} of N_opt at the same C = 6ND)",
+        *_law_lines(law),
+        f"{'model':<12}{'N':>7}{'D':>7}{'D/N':>7}{'C=6ND':>10}{'loss':>8}{'N_opt(C)':>10}{'N/N_opt':>9}"
+        f"{'eff.':>6}  compute-optimal?",
+    ]
+    for p in places:
+        eff = f"{p.efficiency:.2f}" if p.efficiency is not None else "-"
+        lines.append(
+            f"{p.model.name:<12}{_si(p.model.n):>7}{_si(p.model.d):>7}{p.model.d / p.model.n:>7.1f}{p.flops:>10.3g}"
+            f"{p.loss:>8.4f}{_si(p.optimum.n):>10}{p.ratio:>9.2f}{eff:>6}  {p.verdict}"
+        )
+    lines.append(
+        "eff. = FLOPs the law's optimal allocation needs to reach the same loss / the model's FLOPs"
+        + ("" if law.optimum_minimises_loss else " (not shown: Kaplan's frontier is not optimal under its own L(N,D))")
+    )
+    return lines
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    def alloc(a: Allocation) -> dict[str, float]:
+        return {"n": a.n, "d": a.d, "tokens_per_param": a.tokens_per_param, "loss": a.loss, "flops_6nd": a.flops}
+
+    def shape(sp: ShapePlan) -> dict[str, Any]:
+        return {
+            "shape": sp.shape.as_dict() if sp.shape else None,
+            "params": sp.params.as_dict() if sp.params else None,
+            "error": sp.error,
+            "flops_exact": sp.flops_exact,
+        }
+
+    out: dict[str, Any] = {
+        "law": plan.law.name,
+        "n_count": plan.law.n_count,
+        "flops": plan.flops,
+        "optimum": alloc(plan.optimum),
+        "ci95": plan.ci,
+        **shape(plan.shape),
+        "gpu_hours": {
+            "six_n": plan.gpu_hours(plan.flops),
+            "exact": plan.gpu_hours(plan.shape.flops_exact) if plan.shape.flops_exact else None,
+            "mfu": plan.mfu,
+            "peak_tflops": plan.peak_tflops,
+        },
+    }
+    if plan.inference:
+        inf = plan.inference
+        out["inference"] = {
+            "tokens": inf.tokens,
+            "chinchilla": alloc(inf.chinchilla),
+            "aware": alloc(inf.aware),
+            "saving": inf.saving,
+            "aware_shape": shape(inf.aware_shape),
+        }
+    return out
+
+
+def _models_json(law: Law) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": p.model.name,
+            "n": p.model.n,
+            "d": p.model.d,
+            "tokens_per_param": p.model.d / p.model.n,
+            "flops_6nd": p.flops,
+            "loss": p.loss,
+            "n_opt": p.optimum.n,
+            "n_over_n_opt": p.ratio,
+            "efficiency": p.efficiency,
+            "compute_optimal": p.verdict == "yes",
+            "verdict": p.verdict,
+        }
+        for p in place_models(law)
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    flops = _number(args.flops, "--flops")
+    if flops is None and not args.models:
+        raise ScalingError("give --flops C (e.g. --flops 1e21) or --models")
+    fitted: FittedLaw | None = load_fit(args.fit) if args.fit else None
+    law: Law = fitted.law if fitted else get_law(args.law or DEFAULT_LAW)
+    if args.vocab_size <= 0 or args.context <= 0:
+        raise ScalingError(f"--vocab-size and --context must be positive, got {args.vocab_size} and {args.context}")
+    if args.family not in FAMILIES:
+        raise ScalingError(f"unknown model family {args.family!r}; known: {', '.join(FAMILIES)}")
+    plan = None
+    if flops is not None:
+        plan = make_plan(
+            fitted or law,
+            flops,
+            family=args.family,
+            vocab_size=args.vocab_size,
+            context=args.context,
+            tie_embeddings=args.tie_embeddings,
+            inference_tokens=_number(args.inference_tokens, "--inference-tokens"),
+            mfu=_number(args.mfu, "--mfu"),  # type: ignore[arg-type]
+            peak_tflops=_number(args.peak_tflops, "--peak-tflops"),  # type: ignore[arg-type]
+        )
+    if args.json:
+        out: dict[str, Any] = {}
+        if plan is not None:
+            out["plan"] = _plan_json(plan)
+        if args.models:
+            out["models"] = _models_json(law)
+        print(json.dumps(out, indent=2))
+        return 0
+    blocks = []
+    if plan is not None:
+        blocks.append(_plan_text(plan, fitted))
+    if args.models:
+        blocks.append(_models_text(law))
+    print("\n\n".join("\n".join(b) for b in blocks))
+    return 0

@@ -1,0 +1,143 @@
+"""Run records: the durable, atomic JSON file each training run leaves behind.
+
+One file per run at ``results/<experiment>/runs/<run_id>.json``. The fitting stage
+reads nothing else, so the schema is the contract between training and fitting:
+
+``run_id, status (finished|diverged|running), config, model, params
+{non_embedding, with_head, total}, tokens, flops {kaplan, six_n, exact},
+flops_per_token {...}, curve [eval points], final {val_loss, train_loss},
+throughput {tokens_per_s, flops_per_s}, corpus {name, fingerprint}, tokenizer,
+versions, git_commit``.
+
+Each eval point is ``{step, tokens, flops {kaplan, six_n, exact}, train_loss,
+val_loss, lr}``.
+
+Writes go to a temporary file in the same directory and are renamed over the
+target (``os.replace`` is atomic on POSIX), so a reader or a killed writer never
+sees half a record, and two sweeps writing to one folder never clash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scaling.errors import ScalingError
+
+SCHEMA_VERSION = 1
+STATUSES = ("finished", "diverged", "running")
+PARAM_COUNTS = ("non_embedding", "with_head", "total")
+FLOP_CONVENTIONS = ("kaplan", "six_n", "exact")
+REQUIRED_KEYS = ("run_id", "status", "config", "model", "params", "tokens", "flops", "curve", "final")
+
+
+def runs_dir(results_root: str | Path, experiment: str) -> Path:
+    """Folder that holds one experiment's run records."""
+    return Path(results_root) / experiment / "runs"
+
+
+def record_path(results_root: str | Path, experiment: str, run_id: str) -> Path:
+    """Where the record of ``run_id`` lives."""
+    return runs_dir(results_root, experiment) / f"{run_id}.json"
+
+
+def _json_default(obj: object) -> object:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """JSON has no NaN; store non-finite floats as null so the file stays standard."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite_or_none(data), indent=1, default=_json_default, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Validate and atomically write one run record."""
+    record = {"schema_version": SCHEMA_VERSION, **record}
+    validate_record(record, source=str(path))
+    atomic_write_json(path, record)
+
+
+def validate_record(record: Any, source: str = "run record") -> dict[str, Any]:
+    """Check the keys the fitting stage relies on; raise one clear error if absent."""
+    if not isinstance(record, dict):
+        raise ScalingError(f"corrupt run record {source}: top level is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise ScalingError(f"corrupt run record {source}: missing key(s) {', '.join(missing)}")
+    if record["status"] not in STATUSES:
+        raise ScalingError(f"corrupt run record {source}: unknown status {record['status']!r}")
+    for group, keys in (("params", PARAM_COUNTS), ("flops", FLOP_CONVENTIONS)):
+        value = record[group]
+        if not isinstance(value, dict) or any(k not in value for k in keys):
+            raise ScalingError(f"corrupt run record {source}: '{group}' must hold {', '.join(keys)}")
+    if not isinstance(record["curve"], list):
+        raise ScalingError(f"corrupt run record {source}: 'curve' is not a list")
+    return record
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """Read and validate one record; a missing, truncated or malformed file is a ScalingError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ScalingError(f"run record not found: {path}") from None
+    except OSError as err:
+        raise ScalingError(f"cannot read run record {path}: {err.strerror}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ScalingError(f"corrupt run record {path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    return validate_record(record, source=str(path))
+
+
+def iter_record_paths(root: str | Path) -> Iterator[Path]:
+    """Every ``*.json`` under a ``runs/`` folder below ``root``, at any depth, sorted."""
+    root = Path(root)
+    if root.is_file():
+        yield root
+        return
+    yield from sorted(p for p in root.rglob("*.json") if p.parent.name == "runs")
+
+
+def load_records(root: str | Path, status: str | None = "finished") -> list[dict[str, Any]]:
+    """Load all run records below ``root`` (optionally only those with ``status``)."""
+    root = Path(root)
+    if not root.exists():
+        raise ScalingError(f"no such results path: {root}")
+    records = [read_record(p) for p in iter_record_paths(root)]
+    if status is not None:
+        records = [r for r in records if r["status"] == status]
+    return records

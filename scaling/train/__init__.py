@@ -1,0 +1,1 @@
+"""Training one model: budget, schedule, optimiser, loop, checkpoints and the Hydra app."""

@@ -1,0 +1,216 @@
+"""Resolve a config into a concrete run: shape, counts, batch, budget, schedule.
+
+Everything that is decided before the first step lives here, so that a bad
+config fails with one clear line before any training starts, and the sweep
+tools can ask what a config *would* train without training it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scaling.accounting import FlopCounts, ParamCounts, count_params, flops_per_token
+from scaling.errors import ScalingError
+from scaling.models import ModelShape
+from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS
+from scaling.train.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """One (N, D) point a run produces: the main horizon or a WSD cooldown branch."""
+
+    steps: int
+    fraction: float  # of the main budget; 1.0 for the main run
+
+
+@dataclass
+class RunSpec:
+    shape: ModelShape
+    params: ParamCounts
+    flops_per_token: FlopCounts
+    batch_size: int  # global sequences per optimizer step
+    micro_batch_size: int  # sequences per forward pass on one process
+    grad_accum: int
+    steps: int
+    lr: float
+    warmup_steps: int
+    schedule: Schedule
+    horizons: list[Horizon]
+    eval_steps: list[int]
+    derived: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def context(self) -> int:
+        return self.shape.context
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.shape.context
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.tokens_per_step
+
+    def schedule_for(self, horizon: Horizon) -> Schedule:
+        """The schedule of a horizon: the same warmup and stable phase, its own cooldown."""
+        s = self.schedule
+        return Schedule(s.name, s.lr, s.warmup_steps, horizon.steps, s.min_lr_ratio, s.cooldown_frac)
+
+
+def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return default if node is None else node
+
+
+def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
+    """The model shape: explicit fields, or the grid's shape for ``model.target_params``."""
+    model = cfg["model"]
+    if vocab_size and model.get("vocab_size") and int(model["vocab_size"]) < vocab_size:
+        raise ScalingError(f"model.vocab_size={model['vocab_size']} is smaller than the tokenizer's {vocab_size}")
+    target = model.get("target_params")
+    if target is None:
+        return ModelShape.from_config(model, vocab_size=vocab_size)
+    from scaling.grid import shape_for_params
+
+    return shape_for_params(
+        float(target),
+        str(model["family"]),
+        count=str(model.get("target_count") or "non_embedding"),
+        vocab_size=int(model.get("vocab_size") or vocab_size),
+        context=int(model["context"]),
+        tie_embeddings=bool(model.get("tie_embeddings", False)),
+    )
+
+
+def _hparams(cfg: Mapping[str, Any], shape: ModelShape) -> dict[str, float]:
+    """Learning rate, batch and warmup from N through the configured laws (the ``hparams`` node)."""
+    from scaling.grid import HParamLaws, hparams_for_shape
+
+    laws = HParamLaws.from_mapping(cfg.get("hparams") or {})
+    hp = hparams_for_shape(shape, laws)
+    n = getattr(count_params(shape), laws.count)
+    return {"lr": hp.lr, "batch_tokens": hp.batch_tokens, "warmup_tokens": hp.warmup_tokens, "n_for_hparams": n}
+
+
+def _budget_tokens(train: Mapping[str, Any], params: ParamCounts, fpt: FlopCounts) -> tuple[float, str]:
+    given = {k: train.get(k) for k in ("tokens", "tokens_per_param", "flops") if train.get(k) is not None}
+    if len(given) != 1:
+        raise ScalingError(
+            "set exactly one budget: train.tokens, train.tokens_per_param or train.flops"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    ((kind, value),) = given.items()
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ScalingError(f"train.{kind} must be a positive number, got {value}")
+    if kind == "tokens":
+        return value, f"tokens={value:g}"
+    if kind == "tokens_per_param":
+        count = str(train.get("params_for_budget", "with_head"))
+        if count not in PARAM_COUNTS:
+            raise ScalingError(f"train.params_for_budget={count!r}; known: {', '.join(PARAM_COUNTS)}")
+        return value * getattr(params, count), f"tokens_per_param={value:g} x N_{count}"
+    conv = str(train.get("flops_convention", "exact"))
+    if conv not in FLOP_CONVENTIONS:
+        raise ScalingError(f"train.flops_convention={conv!r}; known: {', '.join(FLOP_CONVENTIONS)}")
+    return value / getattr(fpt, conv), f"flops={value:g} under {conv}"
+
+
+def log_spaced_steps(total: int, count: int, first: int = 1) -> list[int]:
+    """About ``count`` log-spaced eval steps in [first, total], always ending at ``total``."""
+    first = max(1, min(first, total))
+    points = np.unique(np.round(np.geomspace(first, total, max(2, count))).astype(int))
+    return sorted({int(p) for p in points if 1 <= p <= total} | {total})
+
+
+def resolve_spec(
+    cfg: Mapping[str, Any], vocab_size: int, world_size: int = 1, split_tokens: Mapping[str, int] | None = None
+) -> RunSpec:
+    """Resolve the whole run, raising ScalingError on any impossible setting.
+
+    ``split_tokens`` (split name -> token count) lets the shape be checked against the corpus.
+    """
+    shape = resolve_shape(cfg, vocab_size)
+    for split, n in (split_tokens or {}).items():
+        if n <= shape.context + 1:
+            raise ScalingError(f"model.context={shape.context} is longer than the {split} split ({n} tokens)")
+    params, fpt = count_params(shape), flops_per_token(shape)
+    train, optim, sched = cfg["train"], cfg["optim"], cfg["schedule"]
+    laws = None
+    if optim.get("lr") is None or train.get("batch_size") is None or sched.get("warmup_tokens") is None:
+        laws = _hparams(cfg, shape)
+
+    if train.get("batch_size") is not None:
+        batch_size = int(train["batch_size"])
+    else:
+        batch_size = max(1, int(round(laws["batch_tokens"] / shape.context)))  # type: ignore[index]
+    if batch_size % world_size:
+        batch_size = math.ceil(batch_size / world_size) * world_size
+    per_rank = batch_size // world_size
+    micro = int(train.get("micro_batch_size") or per_rank)
+    if micro <= 0 or per_rank % micro:
+        raise ScalingError(
+            f"train.micro_batch_size={micro} must divide the per-process batch {per_rank} (batch_size={batch_size}, {world_size} processes)"
+        )
+
+    tokens, how = _budget_tokens(train, params, fpt)
+    tokens_per_step = batch_size * shape.context
+    if tokens < tokens_per_step:
+        raise ScalingError(
+            f"the budget ({how} -> {tokens:.4g} tokens) is smaller than one batch ({batch_size} x {shape.context} = {tokens_per_step} tokens)"
+        )
+    steps = max(1, int(round(tokens / tokens_per_step)))
+
+    lr = float(optim["lr"]) if optim.get("lr") is not None else float(laws["lr"])  # type: ignore[index]
+    warmup_tokens = float(sched["warmup_tokens"]) if sched.get("warmup_tokens") is not None else laws["warmup_tokens"]  # type: ignore[index]
+    name = str(sched.get("name", "cosine"))
+    fractions = sorted({float(f) for f in (sched.get("branches") or []) if 0 < float(f) < 1} | {1.0})
+    if len(fractions) > 1 and name != "wsd":
+        raise ScalingError(f"schedule.branches needs schedule=wsd (got {name}); with cosine each budget is its own run")
+    horizons = [Horizon(max(1, int(round(f * steps))), f) for f in fractions]
+    if len({h.steps for h in horizons}) != len(horizons):
+        raise ScalingError(
+            "schedule.branches give two budgets with the same number of steps; use fewer or larger budgets"
+        )
+    # Warmup is capped by the shortest horizon so every branch shares one stable phase.
+    max_warmup_frac = float(sched.get("max_warmup_frac", 0.25))
+    warmup_steps = int(min(round(warmup_tokens / tokens_per_step), max_warmup_frac * horizons[0].steps))
+    schedule = Schedule(
+        name=name,
+        lr=lr,
+        warmup_steps=max(1, warmup_steps) if warmup_tokens > 0 else 0,
+        total_steps=steps,
+        min_lr_ratio=float(sched.get("min_lr_ratio", 0.1)),
+        cooldown_frac=float(sched.get("cooldown_frac", 0.2)),
+    )
+    eval_steps = log_spaced_steps(steps, int(train.get("eval_points", 16)), first=max(1, schedule.warmup_steps // 2))
+    for h in horizons:  # every branch start and end is an eval point
+        eval_steps = sorted(set(eval_steps) | {h.steps})
+    derived = {"budget": how, "tokens_requested": tokens, "warmup_tokens": schedule.warmup_steps * tokens_per_step}
+    if laws:
+        derived["hparam_laws"] = laws
+    return RunSpec(
+        shape=shape,
+        params=params,
+        flops_per_token=fpt,
+        batch_size=batch_size,
+        micro_batch_size=micro,
+        grad_accum=per_rank // micro,
+        steps=steps,
+        lr=lr,
+        warmup_steps=schedule.warmup_steps,
+        schedule=schedule,
+        horizons=horizons,
+        eval_steps=eval_steps,
+        derived=derived,
+    )

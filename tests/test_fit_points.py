@@ -1,0 +1,214 @@
+"""Loading fit inputs: run records at any depth, plain CSVs, `scaling collect` tables, Epoch's CSV."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.errors import ScalingError
+from scaling.fit.points import best_per_group, group_by_log, load_points, require_fittable
+from scaling.records import write_record
+
+
+def record(run_id: str, n: float, d: float, loss: float, status: str = "finished", **extra: Any) -> dict[str, Any]:
+    fpt = {"kaplan": 6 * 0.8 * n, "six_n": 6 * n, "exact": 6.6 * n}
+    tokens = [0.0, d / 2, d]
+    curve = [
+        {"step": i, "tokens": t, "flops": {k: v * t for k, v in fpt.items()}, "val_loss": loss + 0.5 * (2 - i)}
+        for i, t in enumerate(tokens)
+    ]
+    curve[0]["val_loss"] = 10.0  # the step-0 evaluation: no tokens yet, dropped by the loader
+    return {
+        "run_id": run_id,
+        "status": status,
+        "experiment": "exp",
+        "config": extra.pop("config", {}),
+        "model": {},
+        "params": {"non_embedding": 0.8 * n, "with_head": n, "total": 1.1 * n},
+        "tokens": d,
+        "flops": {k: v * d for k, v in fpt.items()},
+        "flops_per_token": fpt,
+        "curve": curve,
+        "final": {"val_loss": loss, "train_loss": None},
+        **extra,
+    }
+
+
+def test_records_at_any_depth(tmp_path: Path) -> None:
+    write_record(tmp_path / "a" / "runs" / "r1.json", record("r1", 1e6, 1e8, 4.0, config={"grid": {"budget": 6e14}}))
+    write_record(tmp_path / "deep" / "er" / "b" / "runs" / "r2.json", record("r2", 2e6, 2e8, 3.5))
+    write_record(tmp_path / "a" / "runs" / "r3.json", record("r3", 3e6, 1e8, 9.0, status="diverged"))
+    write_record(tmp_path / "a" / "runs" / "r4.json", record("r4", 3e6, 1e8, 9.0, status="running"))
+    (tmp_path / "a" / "notes.json").write_text("{}")  # not under runs/: ignored
+    pts = load_points(tmp_path, params="non_embedding", flops="kaplan")
+    assert sorted(pts.run_id) == ["r1", "r2"]
+    assert pts.skipped == {"diverged": 1, "running": 1}
+    i = list(pts.run_id).index("r1")
+    assert pts.n[i] == pytest.approx(0.8e6) and pts.d[i] == 1e8 and pts.loss[i] == 4.0
+    assert pts.c[i] == pytest.approx(6 * 0.8e6 * 1e8)
+    assert pts.budget[i] == 6e14 and math.isnan(pts.budget[1 - i])
+    cv = pts.curves[i]
+    assert cv is not None and len(cv) == 2  # step 0 dropped
+    assert list(cv.loss) == [4.5, 4.0]
+    assert pts.has_curves and pts.n_from == "params.non_embedding" and pts.c_from == "flops.kaplan"
+
+
+def test_csv_with_run_curves(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    pd.DataFrame(
+        {
+            "run_id": ["a", "a", "a", "b", "b"],
+            "N": [1e6, 1e6, 1e6, 2e6, 2e6],
+            "D": [1e8, 3e8, 2e8, 1e8, 2e8],
+            "loss": [4.0, 3.6, 3.8, 3.9, 3.5],
+        }
+    ).to_csv(path, index=False)
+    pts = load_points(path)
+    assert list(pts.run_id) == ["a", "b"]
+    assert list(pts.d) == [3e8, 2e8] and list(pts.loss) == [3.6, 3.5]  # final = largest D
+    assert pts.c[0] == pytest.approx(6 * 1e6 * 3e8)
+    assert list(pts.curves[0].tokens) == [1e8, 2e8, 3e8]
+    assert any("C = 6 N D" in n for n in pts.notes)
+
+
+def test_plain_csv_rows_are_runs(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("N,D,C,loss\n1e6,1e8,7e14,4.0\n2e6,1e8,1.4e15,3.8\n")
+    pts = load_points(path)
+    assert len(pts) == 2 and list(pts.c) == [7e14, 1.4e15] and not pts.has_curves
+
+
+def test_epoch_layout_and_drop_highest(tmp_path: Path) -> None:
+    path = tmp_path / "epoch.csv"
+    path.write_text("x,y,Model Size,Training FLOP,loss\n0,0,1e8,6e18,3.0\n0,0,2e8,6e18,2.9\n0,0,4e8,6e18,5.0\n")
+    pts = load_points(path)
+    assert pts.kind == "epoch" and pts.d[0] == pytest.approx(1e10)
+    dropped = load_points(path, drop_highest_loss=1)
+    assert len(dropped) == 2 and dropped.loss.max() == 3.0
+    assert any("dropped the 1 highest-loss" in n for n in dropped.notes)
+    with pytest.raises(ScalingError, match="would drop all"):
+        load_points(path, drop_highest_loss=3)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_collect_table(tmp_path: Path, suffix: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "experiment": ["e"] * 3,
+            "status": ["finished", "finished", "diverged"],
+            "family": ["gpt2"] * 3,
+            "N_non_embedding": [0.8e6, 1.6e6, 3.2e6],
+            "N_with_head": [1e6, 2e6, 4e6],
+            "N_total": [1.1e6, 2.2e6, 4.4e6],
+            "D": [1e8, 2e8, 3e8],
+            "C_kaplan": [1.0, 2.0, 3.0],
+            "C_six_n": [6e14, 2.4e15, 7.2e15],
+            "C_exact": [7e14, 2.6e15, float("nan")],
+            "loss": [4.0, 3.5, float("nan")],
+            "train_loss": [4.1, 3.6, float("nan")],
+        }
+    )
+    path = tmp_path / f"table{suffix}"
+    frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
+    pts = load_points(path, params="total", flops="six_n")
+    assert pts.kind == "collect" and list(pts.n) == [1.1e6, 2.2e6] and list(pts.c) == [6e14, 2.4e15]
+    assert pts.skipped == {"diverged": 1}
+
+
+def test_resample_moves_whole_runs(tmp_path: Path) -> None:
+    for i in range(5):
+        write_record(tmp_path / "runs" / f"r{i}.json", record(f"r{i}", 1e6 * (i + 1), 1e8, 4.0 - 0.1 * i))
+    pts = load_points(tmp_path)
+    boot = pts.resample(np.random.default_rng(0))
+    for rid, n, cv in zip(boot.run_id, boot.n, boot.curves, strict=True):
+        assert cv is not None and cv.run_id == rid and cv.n == n
+
+
+def test_grouping_helpers() -> None:
+    labels = group_by_log(np.array([1e19, 1.02e19, 3e19, 2.97e19, 1e20]), 0.05)
+    assert len(set(labels)) == 3 and labels[0] == labels[1] and labels[2] == labels[3]
+    x, y = best_per_group(np.array([1e6, 1e6, 2e6, 4e6]), np.array([4.0, 3.5, 3.2, 3.3]))
+    assert list(x) == [1e6, 2e6] and list(y) == [3.5, 3.2]  # 4e6 does not improve: data-limited
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_nonexistent_path() -> None:
+    with pytest.raises(ScalingError, match="no such file"):
+        load_points("/nonexistent/results")
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    with pytest.raises(ScalingError, match="no run records"):
+        load_points(tmp_path)
+
+
+def test_only_unfinished_runs(tmp_path: Path) -> None:
+    write_record(tmp_path / "runs" / "r.json", record("r", 1e6, 1e8, 4.0, status="diverged"))
+    with pytest.raises(ScalingError, match="no finished runs.*1 diverged"):
+        load_points(tmp_path)
+
+
+def test_corrupt_record_names_file(tmp_path: Path) -> None:
+    write_record(tmp_path / "runs" / "good.json", record("good", 1e6, 1e8, 4.0))
+    bad = tmp_path / "runs" / "bad.json"
+    bad.write_text('{"run_id": "bad", ')
+    with pytest.raises(ScalingError, match="bad.json"):
+        load_points(tmp_path)
+
+
+def test_nan_loss_in_record_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "runs" / "r.json"
+    write_record(path, record("r", 1e6, 1e8, 4.0))
+    data = json.loads(path.read_text())
+    data["final"]["val_loss"] = None  # how NaN is stored
+    path.write_text(json.dumps(data))
+    with pytest.raises(ScalingError, match=r"r\.json: final.val_loss is missing or NaN"):
+        load_points(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("N,D,loss\n1e6,1e8,nan\n", "line 2: column 'loss' must be positive"),
+        ("N,D,loss\n1e6,1e8,4\n-1e6,1e8,4\n", "line 3: column 'N' must be positive"),
+        ("N,D,loss\n1e6,0,4\n", "column 'D' must be positive"),
+        ("N,D,loss\n1e6,abc,4\n", "column 'D' must be positive"),
+        ("N,loss\n1e6,4\n", "missing column.*D"),
+        ("N,D,loss\n", "no data rows"),
+        ("", "cannot read"),
+    ],
+)
+def test_bad_csv(tmp_path: Path, body: str, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(body)
+    with pytest.raises(ScalingError, match=match):
+        load_points(path)
+
+
+def test_unknown_file_type(tmp_path: Path) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text("hi")
+    with pytest.raises(ScalingError, match="cannot read"):
+        load_points(path)
+
+
+def test_too_few_points_and_one_size(tmp_path: Path) -> None:
+    path = tmp_path / "few.csv"
+    path.write_text("N,D,loss\n1e6,1e8,4\n2e6,1e8,3.8\n")
+    with pytest.raises(ScalingError, match="5 parameters but the input holds only 2"):
+        require_fittable(load_points(path), 5, "Approach 3")
+    path.write_text("N,D,loss\n" + "".join(f"1e6,{d},4\n" for d in (1e8, 2e8, 3e8, 4e8, 5e8, 6e8)))
+    with pytest.raises(ScalingError, match="all 6 points are at one N"):
+        require_fittable(load_points(path), 5, "Approach 3")
+    path.write_text("N,D,loss\n" + "".join(f"{n},1e8,4\n" for n in (1e6, 2e6, 3e6, 4e6, 5e6)))
+    with pytest.raises(ScalingError, match="all 5 points are at one D"):
+        require_fittable(load_points(path), 5, "Approach 3")

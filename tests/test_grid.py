@@ -1,0 +1,216 @@
+"""Grid generation: shapes for a target N, isoFLOP token budgets, hyperparameter laws, bad input."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from itertools import pairwise
+
+import pytest
+
+from scaling.accounting import count_params, flops_per_token
+from scaling.errors import ScalingError
+from scaling.grid import (
+    CONVENTIONS,
+    HParamLaws,
+    heads_for,
+    hparams_for,
+    hparams_for_shape,
+    isoflop_grid,
+    isoflop_point,
+    isoflop_run,
+    n_ladder,
+    n_opt_prior,
+    shape_for_params,
+    tokens_for_budget,
+    tokens_for_multiplier,
+)
+from scaling.models import ModelShape
+from scaling.plan.laws import get_law
+
+LADDER = n_ladder(5e4, 1e9, 12)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize(("count", "vocab"), [("non_embedding", 50304), ("with_head", 256), ("total", 512)])
+def test_shape_within_five_percent_across_ladder(family: str, count: str, vocab: int) -> None:
+    for target in LADDER:
+        shape = shape_for_params(target, family, count=count, vocab_size=vocab, context=256)
+        got = getattr(count_params(shape), count)
+        assert abs(got / target - 1) <= 0.05, (family, count, target, shape)
+        assert shape.d_model % shape.n_heads == 0
+        assert shape.head_dim % 2 == 0
+        assert shape == shape.resolved()  # valid, d_ff filled from the family
+        if target >= 1e6 and count == "non_embedding":
+            assert 32 <= shape.d_model / shape.n_layers <= 128, shape  # default aspect band
+
+
+def test_shape_is_deterministic_and_honours_aspect_and_head_dim() -> None:
+    kw = {"count": "non_embedding", "vocab_size": 50304, "context": 1024}
+    assert shape_for_params(3e8, "llama", **kw) == shape_for_params(3e8, "llama", **kw)
+    deep = shape_for_params(3e8, "llama", aspect=(16, 24), **kw)
+    wide = shape_for_params(3e8, "llama", aspect=(150, 250), **kw)
+    assert deep.n_layers > wide.n_layers
+    assert 16 <= deep.d_model / deep.n_layers <= 24
+    assert 150 <= wide.d_model / wide.n_layers <= 250
+    custom = shape_for_params(3e8, "gpt2", head_dim=128, **kw)
+    assert custom.head_dim == 128 and custom.d_model % 128 == 0
+
+
+def test_head_rule_works_for_tiny_widths() -> None:
+    assert heads_for(512) == 8  # head_dim 64 from d = 256
+    assert heads_for(256) == 4
+    assert heads_for(16) == 1  # 16 is the even head dim closest to 32
+    assert heads_for(48) == 2  # 24 beats 48 and 16
+    assert heads_for(96) == 3
+    for d in range(16, 256, 8):
+        h = heads_for(d)
+        assert d % h == 0 and (d // h) % 2 == 0
+    assert heads_for(768, head_dim=128) == 6
+    with pytest.raises(ScalingError, match="head_dim"):
+        heads_for(768, head_dim=100)
+
+
+def test_impossible_targets_raise_naming_target_and_family() -> None:
+    with pytest.raises(ScalingError, match=r"llama.*1e\+04|1e\+04.*llama"):
+        shape_for_params(1e4, "llama", count="with_head", vocab_size=50304, context=2048)
+    with pytest.raises(ScalingError, match="gpt2"):
+        shape_for_params(10, "gpt2", count="non_embedding", vocab_size=50304, context=2048)
+    with pytest.raises(ScalingError, match="positive"):
+        shape_for_params(float("nan"), "gpt2", vocab_size=100, context=16)
+    with pytest.raises(ScalingError, match="unknown model family"):
+        shape_for_params(1e6, "mamba", vocab_size=100, context=16)
+    with pytest.raises(ScalingError, match="count"):
+        shape_for_params(1e6, "gpt2", count="embedding", vocab_size=100, context=16)
+    with pytest.raises(ScalingError, match="aspect"):
+        shape_for_params(1e6, "gpt2", vocab_size=100, context=16, aspect=(100, 10))
+
+
+def test_n_ladder_is_log_spaced_with_exact_endpoints() -> None:
+    ladder = n_ladder(1e6, 1e9, 4)
+    assert ladder[0] == 1e6 and ladder[-1] == 1e9
+    assert [round(b / a, 9) for a, b in pairwise(ladder)] == [10.0, 10.0, 10.0]
+    assert n_ladder(5e6, 5e6, 1) == [5e6]
+    for bad in [(0, 1e9, 3), (1e9, 1e6, 3), (1e6, 1e9, 0), (1e6, 1e9, 2.5)]:
+        with pytest.raises(ScalingError):
+            n_ladder(*bad)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_isoflop_tokens_spend_the_budget_within_one_batch(convention: str) -> None:
+    batch = 64 * 256
+    for budget in (3e14, 1e16, 1e17):
+        sizes = []
+        for offset in (-2, -1, 0, 1, 2):
+            shape, tokens = isoflop_point(
+                budget, offset, family="llama", vocab_size=4096, context=256, convention=convention, round_to=batch
+            )
+            per_token = getattr(flops_per_token(shape), convention)
+            assert tokens % batch == 0 and tokens >= batch
+            assert abs(per_token * tokens - budget) <= per_token * batch / 2  # residual under half a batch
+            sizes.append(count_params(shape).non_embedding)
+        assert sizes == sorted(sizes)  # offsets walk up in N
+
+
+def test_isoflop_centre_follows_prior_and_is_deterministic() -> None:
+    kw = {"family": "gpt2", "vocab_size": 4096, "context": 256, "convention": "six_n"}
+    shape, tokens = isoflop_point(1e17, 0, **kw)
+    n = count_params(shape).with_head
+    assert abs(n / math.sqrt(1e17 / (6 * 20)) - 1) <= 0.05  # D = 20 N under C = 6ND
+    assert abs(tokens / n / 20 - 1) < 0.15
+    assert isoflop_point(1e17, 0, **kw) == (shape, tokens)
+    shape_law, _ = isoflop_point(1e17, 0, prior="hoffmann2022", **kw)
+    assert abs(count_params(shape_law).with_head / get_law("hoffmann2022").compute_optimal(1e17).n - 1) <= 0.05
+    assert n_opt_prior(6e18, 20) == pytest.approx(math.sqrt(6e18 / 120))
+    assert n_opt_prior(6e18, "20") == n_opt_prior(6e18, 20.0)
+    with pytest.raises(ScalingError, match="unknown law"):
+        n_opt_prior(1e18, "chinchilla70")
+
+
+def test_too_small_budget_and_empty_grid_raise() -> None:
+    shape = ModelShape("llama", d_model=256, n_layers=4, n_heads=4, context=256, vocab_size=4096).resolved()
+    with pytest.raises(ScalingError, match=r"budget 1e\+09"):
+        tokens_for_budget(shape, 1e9, "exact", round_to=65536)
+    with pytest.raises(ScalingError, match="FLOP convention"):
+        tokens_for_budget(shape, 1e15, "approx")
+    with pytest.raises(ScalingError, match="positive"):
+        tokens_for_budget(shape, -1.0, "six_n")
+    with pytest.raises(ScalingError, match="empty isoFLOP grid"):
+        isoflop_grid([], [0, 1], family="llama", vocab_size=4096, context=256)
+    with pytest.raises(ScalingError, match="empty isoFLOP grid"):
+        isoflop_grid([1e16], [], family="llama", vocab_size=4096, context=256)
+    assert tokens_for_multiplier(shape, 20, count="with_head", round_to=256) % 256 == 0
+
+
+def test_isoflop_run_rounds_to_batches_and_caps_warmup() -> None:
+    runs = isoflop_grid(
+        [1e15, 1e16],
+        [-1, 0, 1],
+        family="llama",
+        vocab_size=4096,
+        context=256,
+        settings={"convention": "exact", "ratio": 2.0, "offset": 0},
+    )
+    assert len(runs) == 6
+    for run in runs:
+        per_token = flops_per_token(run.shape).exact
+        assert run.tokens % run.hparams.batch_tokens == 0
+        assert abs(run.flops.exact - run.budget) < per_token * run.hparams.batch_tokens
+        assert run.hparams.warmup_tokens <= 0.1 * run.tokens + 1
+        assert run.params == count_params(run.shape)
+    assert isoflop_run(1e16, 0, family="llama", vocab_size=4096, context=256) == isoflop_run(
+        1e16, 0, family="llama", vocab_size=4096, context=256
+    )
+    with pytest.raises(ScalingError, match="unknown grid key"):
+        isoflop_run(1e16, 0, family="llama", vocab_size=4096, context=256, settings={"ratioo": 2})
+
+
+def test_hparam_laws_match_olmo_formula_at_reference_points() -> None:
+    ref = hparams_for(108e6, context=2048)
+    assert ref.lr == pytest.approx(0.0047)
+    assert ref.batch_tokens == 160 * 2048
+    eight = hparams_for(8 * 108e6, context=2048)
+    assert eight.lr == pytest.approx(0.0047 / 2)  # (8)^(-1/3)
+    assert eight.batch_tokens == 4 * 160 * 2048  # (8)^(2/3)
+    assert ref.warmup_tokens == 108_000_000  # one token per parameter
+    assert hparams_for(108e6, run_tokens=1_000_000).warmup_tokens == 100_000  # capped at 10% of the run
+
+
+def test_hparam_laws_are_monotone_and_clamped() -> None:
+    ladder = n_ladder(1e5, 1e11, 13)
+    hps = [hparams_for(n, context=512) for n in ladder]
+    assert all(a.lr >= b.lr for a, b in pairwise(hps))
+    assert all(a.batch_tokens <= b.batch_tokens for a, b in pairwise(hps))
+    assert all(h.batch_tokens % 512 == 0 and h.batch_tokens >= 512 for h in hps)
+    assert max(h.lr for h in hps) == pytest.approx(HParamLaws().lr_max)
+    assert max(h.batch_tokens for h in hps) <= HParamLaws().batch_max_tokens
+
+
+def test_hparam_config_overrides_and_errors() -> None:
+    cfg = {
+        "lr_ref": 0.003,
+        "lr_ref_params": 1e8,
+        "batch_ref_tokens": 65536,
+        "batch_ref_params": 1e8,
+        "lr_max": None,
+        "count": "non_embedding",
+    }
+    hp = hparams_for(1e8, cfg, context=1024)
+    assert hp.lr == pytest.approx(0.003) and hp.batch_tokens == 65536
+    shape = ModelShape("gpt2", d_model=512, n_layers=8, n_heads=8, context=1024, vocab_size=50304).resolved()
+    via_shape = hparams_for_shape(shape, cfg)
+    assert via_shape == hparams_for(count_params(shape).non_embedding, cfg, context=1024)
+    with pytest.raises(ScalingError, match="unknown hparams key 'lr_reff'"):
+        hparams_for(1e8, {"lr_reff": 1})
+    with pytest.raises(ScalingError, match="lr_min"):
+        hparams_for(1e8, {"lr_min": 0.1, "lr_max": 0.01})
+    with pytest.raises(ScalingError, match="n_params"):
+        hparams_for(0)
+    with pytest.raises(ScalingError, match="must be a float"):
+        hparams_for(1e8, {"lr_ref": "fast"})
+
+
+def test_grid_and_plan_do_not_import_torch() -> None:
+    code = "import sys, scaling.grid, scaling.plan.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,58 @@
+"""Every bad input to scaling-train is one clear line naming the cause, and exit status 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import compose_train, tiny_overrides
+
+from scaling.train.runid import run_id_for
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
+    """Run the real console entry point in-process and return (exit status, stderr)."""
+    from scaling.train.app import main
+
+    monkeypatch.setattr(sys, "argv", ["scaling-train", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+CASES = {
+    "unknown family": (["model.family=gpt5"], "unknown model family 'gpt5'"),
+    "impossible shape": (["model.d_model=30", "model.n_heads=4"], "model.n_heads=4 does not divide model.d_model=30"),
+    "odd rope head": (["model.family=llama", "model.d_model=30", "model.n_heads=2"], "odd head dimension"),
+    "budget below one batch": (["train.tokens=100"], "smaller than one batch"),
+    "no budget": (["train.tokens=null"], "set exactly one budget"),
+    "two budgets": (["train.tokens_per_param=20"], "set exactly one budget"),
+    "unreadable corpus": (["data.roots=[/nonexistent/corpus]"], "corpus root is not a readable folder"),
+    "unknown tokenizer": (["data.tokenizer=/nonexistent/tokenizer"], "unknown tokenizer '/nonexistent/tokenizer'"),
+    "context longer than corpus": (["model.context=1000000"], "model.context=1000000 is longer than"),
+    "unknown schedule": (["schedule.name=linear"], "unknown schedule.name 'linear'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    extra, expected = CASES[case]
+    code, err = _cli(monkeypatch, capsys, tiny_overrides(tmp_path, "train.tokens=20000", *extra))
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and expected in lines[-1], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "default" / "runs").exists() or not any((tmp_path / "default" / "runs").iterdir())
+
+
+def test_corrupt_existing_record_is_reported_not_overwritten(tmp_path: Path, monkeypatch, capsys) -> None:
+    overrides = tiny_overrides(tmp_path, "train.tokens=20000")
+    run_id = run_id_for(compose_train(overrides))
+    record = tmp_path / "default" / "runs" / f"{run_id}.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"run_id": "x", "status": "fini')
+    code, err = _cli(monkeypatch, capsys, overrides)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(f"error: corrupt run record {record}")
+    assert record.read_text() == '{"run_id": "x", "status": "fini'
