@@ -12,6 +12,7 @@ is reported, because the machine is shared.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -79,23 +80,22 @@ def main() -> None:
         print(f"# cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
         print(f"# corpus: {data.stat().st_size / 1e6:.1f} MB parquet of stdlib source paragraphs, BPE vocab 8192")
         print(f"{'num_proc':>8} {'rust_threads':>12} {'streaming':>9} {'tokens':>11} {'best_s':>7} {'Mtok/s':>7}  fp")
-        for num_proc, parallel, streaming in settings:
-            cfg = {
-                "path": "parquet",
-                "data_files": str(data),
-                "tokenizer": str(tok),
-                "num_proc": num_proc,
-                "streaming": streaming,
-                "val_fraction": 0.005,
-                "shard_tokens": 2**22,
-                "hf_cache_dir": str(folder / "hf"),
-            }
-            best, tokens, fp = float("inf"), 0, ""
-            for rep in range(args.repeats):
+        results: dict[tuple[str, str, bool], list[float]] = {key: [] for key in settings}
+        tokens_of: dict[tuple[str, str, bool], tuple[int, str]] = {}
+        for rep in range(args.repeats):  # round-robin, so a burst of load hits every setting alike
+            for num_proc, parallel, streaming in settings:
+                cfg = {
+                    "path": "parquet",
+                    "data_files": str(data),
+                    "tokenizer": str(tok),
+                    "num_proc": num_proc,
+                    "streaming": streaming,
+                    "val_fraction": 0.005,
+                    "shard_tokens": 2**22,
+                    "hf_cache_dir": str(folder / "hf"),
+                }
                 out = folder / f"out-{num_proc}-{parallel}-{streaming}-{rep}"
                 env = {**os.environ, "TOKENIZERS_PARALLELISM": parallel, "HF_DATASETS_OFFLINE": "1"}
-                import json
-
                 proc = subprocess.run(
                     [sys.executable, "-c", CHILD, json.dumps(cfg), str(out), str(args.batch_docs)],
                     capture_output=True,
@@ -104,8 +104,12 @@ def main() -> None:
                     check=True,
                 )
                 result = json.loads(proc.stdout.strip().splitlines()[-1])
-                best = min(best, result["seconds"])
-                tokens, fp = result["tokens"], result["fingerprint"][:12]
+                results[(num_proc, parallel, streaming)].append(result["seconds"])
+                tokens_of[(num_proc, parallel, streaming)] = (result["tokens"], result["fingerprint"][:12])
+        for key in settings:
+            num_proc, parallel, streaming = key
+            best = min(results[key])
+            tokens, fp = tokens_of[key]
             print(
                 f"{num_proc:>8} {parallel:>12} {streaming!s:>9} {tokens:>11,} {best:>7.2f} "
                 f"{tokens / best / 1e6:>7.2f}  {fp}",

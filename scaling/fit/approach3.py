@@ -137,9 +137,7 @@ def validate_points(
         arrays.append(arr)
     n_arr, d_arr, l_arr = arrays
     if not n_arr.size == d_arr.size == l_arr.size:
-        raise ScalingError(
-            f"Approach 3 fit: N, D and loss differ in length ({n_arr.size}, {d_arr.size}, {l_arr.size})"
-        )
+        raise ScalingError(f"Approach 3 fit: N, D and loss differ in length ({n_arr.size}, {d_arr.size}, {l_arr.size})")
     if n_arr.size < N_PARAMS:
         raise ScalingError(f"Approach 3 fit needs at least {N_PARAMS} points for 5 parameters, got {n_arr.size}")
     for name, arr in (("N", n_arr), ("D", d_arr), ("loss", l_arr)):
@@ -219,7 +217,9 @@ def _on_grid_edge(grid: np.ndarray) -> np.ndarray:
     return np.any((grid == grid.min(axis=0)) | (grid == grid.max(axis=0)), axis=1)
 
 
-def make_fit(problem: HuberProblem, theta_c: np.ndarray, f: float, *, converged: bool, start_on_edge: bool) -> Approach3Fit:
+def make_fit(
+    problem: HuberProblem, theta_c: np.ndarray, f: float, *, converged: bool, start_on_edge: bool
+) -> Approach3Fit:
     """Assemble an :class:`Approach3Fit` (with its warnings) from an optimum in centred coordinates."""
     nat = problem.to_natural(theta_c)
     _, g, _ = problem.evaluate(theta_c[None, :], order=1)
@@ -228,7 +228,9 @@ def make_fit(problem: HuberProblem, theta_c: np.ndarray, f: float, *, converged:
     at_bound = bool(np.any(theta_c <= LOWER + 1e-9) or np.any(theta_c >= UPPER - 1e-9))
     warnings: list[str] = []
     if at_bound:
-        names = [p for p, t, lo, hi in zip(PARAMS, theta_c, LOWER, UPPER) if t <= lo + 1e-9 or t >= hi - 1e-9]
+        labels = ("A (its term at the mean N)", "B (its term at the mean D)", "E", "alpha", "beta")
+        hit = (theta_c <= LOWER + 1e-9) | (theta_c >= UPPER - 1e-9)
+        names = [label for label, h in zip(labels, hit, strict=True) if h]
         warnings.append(
             f"parameter(s) {', '.join(names)} at a bound of the search box: the data do not pin down the law"
         )
@@ -288,3 +290,46 @@ def fit_approach3_detailed(
     res = search(problem, start_grid)
     fit = make_fit(problem, res.theta, res.f, converged=res.converged, start_on_edge=res.start_on_edge)
     return fit, res
+
+
+def scipy_reference_fit(
+    N: np.ndarray,  # noqa: N803
+    D: np.ndarray,  # noqa: N803
+    loss: np.ndarray,
+    *,
+    starts: np.ndarray | None = None,
+    delta: float = 1e-3,
+    counts: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Epoch's procedure, for verification and benchmarks: scipy L-BFGS-B from every start, keep the best.
+
+    Objective exactly as Besiroglu et al.: sum of scipy.special.huber(delta, LSE - log L) with
+    scipy.special.logsumexp, in natural parameters (a, b, e, alpha, beta), no bounds, scipy's default
+    tolerances. The gradient is supplied analytically (Epoch used autograd; same values, less overhead).
+    Returns the best natural parameters (5,), its objective, and every start's final objective.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import huber, logsumexp
+
+    log_n, log_d, log_l = np.log(N), np.log(D), np.log(loss)
+    c = np.ones(log_n.size) if counts is None else np.asarray(counts, dtype=float)
+
+    def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b, e, alpha, beta = p
+        terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+        lse = logsumexp(terms, axis=0)
+        r = lse - log_l
+        w = np.exp(terms - lse)
+        psi = c * np.clip(r, -delta, delta)
+        grad = np.array([psi @ w[0], psi @ w[1], psi @ w[2], -(psi * w[0]) @ log_n, -(psi * w[1]) @ log_d])
+        return float(c @ huber(delta, r)), grad
+
+    grid = hoffmann_start_grid() if starts is None else np.atleast_2d(starts)
+    finals = np.empty(grid.shape[0])
+    best_x, best_f = grid[0], np.inf
+    for i, x0 in enumerate(grid):
+        res = minimize(objective, x0, jac=True, method="L-BFGS-B")
+        finals[i] = res.fun
+        if res.fun < best_f:
+            best_x, best_f = res.x, float(res.fun)
+    return np.asarray(best_x), best_f, finals

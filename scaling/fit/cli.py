@@ -163,7 +163,14 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
     res.approach3 = fit_approach3(points.n, points.d, points.loss, delta=options.get("delta", 1e-3))
     if k:
         res.approach3_boot = bootstrap_approach3(
-            points.n, points.d, points.loss, groups=points.run_id, n_boot=k, seed=seed, point_fit=res.approach3
+            points.n,
+            points.d,
+            points.loss,
+            groups=points.run_id,
+            n_boot=k,
+            seed=seed,
+            delta=options.get("delta", 1e-3),
+            point_fit=res.approach3,
         )
 
     res.envelope = compute_envelope(points)

@@ -121,7 +121,7 @@ def run_holdout(
     try:
         kj: KaplanJointFit | None = fit_kaplan_joint(train.n, train.d, train.loss, irreducible=kaplan_irreducible)
         pred_k = kj.predict(held.n, held.d)
-        warnings += [f"hold-out {w}" for w in kj.warnings]
+        warnings += [f"hold-out Kaplan {w}" for w in kj.warnings]
     except ScalingError as err:
         kj, pred_k = None, np.full(len(held), math.nan)
         warnings.append(f"hold-out Kaplan joint law not fitted: {err}")

@@ -121,7 +121,13 @@ class Approach2Result:
 
     @property
     def warnings(self) -> list[str]:
-        own = [w for b in self.budgets for w in b.warnings if "exact fit" not in w]
+        own = [f"Approach 2: {w}" for b in self.budgets for w in b.warnings if "exact fit" not in w]
+        exact = [b for b in self.budgets if b.used and b.n_points == 3]
+        if exact:
+            own.append(
+                f"Approach 2: {len(exact)} budget(s) rest on exactly 3 points, as many as the parabola has "
+                "parameters: their minima have no residual check"
+            )
         return own + (self.fit.warnings if self.fit else [])
 
 

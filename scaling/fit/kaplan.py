@@ -136,35 +136,62 @@ def fit_power_law(
     )
 
 
+def _profile_start(lx: np.ndarray, y: np.ndarray, e_max: float) -> np.ndarray:
+    """A start for the irreducible fit by profiling the exponent (variable projection).
+
+    For fixed alpha the law ``y = E + K x^-alpha`` is linear in (E, K): solve it by weighted linear
+    least squares (weights 1/y approximate the log-space fit) for 80 exponents at once, clip E to its
+    bounds, and keep the exponent with the smallest log-space error. One polish from here replaces
+    a multi-start search.
+    """
+    m = float(lx.mean())
+    alphas = np.geomspace(0.01, 5.0, 80)
+    x = np.exp(-alphas[:, None] * (lx - m)[None, :])  # x^-alpha up to the factor exp(-alpha m)
+    w2 = 1.0 / y**2
+    s0, sy = w2.sum(), (w2 * y).sum()
+    sx, sxx, sxy = (w2 * x).sum(1), (w2 * x * x).sum(1), (w2 * x * y).sum(1)
+    with np.errstate(all="ignore"):
+        e = np.clip((sy * sxx - sx * sxy) / (s0 * sxx - sx * sx), 0.0, e_max)
+        k = np.maximum((sxy - e * sx) / sxx, 1e-300)
+        pred = e[:, None] + k[:, None] * x
+        sse = np.where(np.all(pred > 0, axis=1), ((np.log(pred) - np.log(y)) ** 2).sum(1), np.inf)
+    i = int(np.nanargmin(np.where(np.isfinite(sse), sse, np.inf)))
+    return np.array([e[i], alphas[i], m + math.log(k[i]) / alphas[i]])
+
+
 def _fit_irreducible(
     lx: np.ndarray, y: np.ndarray, start: tuple[float, float, float] | None
 ) -> tuple[float, float, float, np.ndarray, bool, list[str]]:
-    """Multi-start bounded least squares for ``log(E + exp(alpha (log x_c - log x)))`` vs ``log y``."""
+    """Bounded least squares for ``log(E + exp(alpha (log x_c - log x)))`` vs ``log y`` (analytic Jacobian)."""
     ly = np.log(y)
     e_max = 0.999 * float(y.min())
 
-    def residual(theta: np.ndarray) -> np.ndarray:
+    def parts(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e, alpha, lxc = theta
-        return np.logaddexp(math.log(max(e, 1e-300)), alpha * (lxc - lx)) - ly
+        p = np.exp(alpha * (lxc - lx))
+        return p, e + p
 
-    starts: list[np.ndarray] = []
-    if start is not None:
-        starts.append(np.array(start, dtype=float))
-    else:
-        for frac in (0.0, 0.5, 0.8, 0.95):
-            e0 = frac * e_max
-            slope, intercept = np.polyfit(lx, np.log(y - e0), 1)
-            a0 = float(np.clip(-slope, 0.05, 5.0))
-            starts.append(np.array([e0, a0, float(np.mean(np.log(y - e0)) / a0 + lx.mean())]))
+    def residual(theta: np.ndarray) -> np.ndarray:
+        return np.log(parts(theta)[1]) - ly
+
+    def jac(theta: np.ndarray) -> np.ndarray:
+        _, alpha, lxc = theta
+        p, s = parts(theta)
+        return np.column_stack([1.0 / s, p * (lxc - lx) / s, p * alpha / s])
+
+    starts = [np.array(start, dtype=float)] if start is not None else []
+    starts.append(_profile_start(lx, y, e_max))
     lower = np.array([0.0, _ALPHA_BOUNDS[0], -1e4])
     upper = np.array([e_max, _ALPHA_BOUNDS[1], 1e4])
     best = None
-    for s in starts:
-        s = np.clip(s, lower, upper)
-        res = least_squares(residual, s, bounds=(lower, upper), method="trf", x_scale="jac", max_nfev=2000)
-        if best is None or res.cost < best.cost:
-            best = res
-    assert best is not None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in starts:
+            s = np.clip(s, lower, upper)
+            res = least_squares(residual, s, jac=jac, bounds=(lower, upper), method="trf", x_scale="jac", max_nfev=500)
+            if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
+                best = res
+    if best is None:
+        raise ScalingError("irreducible power law: no start produced a finite fit")
     e, alpha, lxc = (float(v) for v in best.x)
     hits = []
     if e <= 1e-6 * e_max:
@@ -235,6 +262,28 @@ def _joint_log_pred(theta: np.ndarray, ln: np.ndarray, ld: np.ndarray) -> np.nda
     return np.logaddexp(math.log(e), core) if e > 0 else core
 
 
+def _joint_jacobian(theta: np.ndarray, ln: np.ndarray, ld: np.ndarray, irreducible: bool) -> np.ndarray:
+    """d log L / d (alpha_N, alpha_D, log N_c, log D_c[, E]) of Kaplan's joint law, analytically.
+
+    With u = (alpha_N/alpha_D)(log N_c - log N), v = log D_c - log D, inner = LSE(u, v) and softmax
+    weights w_u, w_v: d core/d alpha_N = w_u (log N_c - log N), d core/d alpha_D = inner - w_u u,
+    d core/d log N_c = alpha_N w_u, d core/d log D_c = alpha_D w_v; E mixes in by one more LSE.
+    """
+    a_n, a_d, lnc, ldc = theta[:4]
+    u = (a_n / a_d) * (lnc - ln)
+    v = ldc - ld
+    inner = np.logaddexp(u, v)
+    wu, wv = np.exp(u - inner), np.exp(v - inner)
+    cols = [wu * (lnc - ln), inner - wu * u, a_n * wu, a_d * wv]
+    if not irreducible:
+        return np.column_stack(cols)
+    core = a_d * inner
+    e = max(float(theta[4]), 1e-300)
+    logpred = np.logaddexp(math.log(e), core)
+    q = np.exp(core - logpred)
+    return np.column_stack([q * c for c in cols] + [np.exp(-logpred)])
+
+
 def fit_kaplan_joint(
     n: np.ndarray,
     d: np.ndarray,
@@ -250,7 +299,7 @@ def fit_kaplan_joint(
     """
     n, d, loss = (np.asarray(v, dtype=float) for v in (n, d, loss))
     n_params = 5 if irreducible else 4
-    law = "Kaplan L(N,D)"
+    law = "L(N,D)"
     if len(n) < n_params:
         raise ScalingError(f"{law}: {len(n)} point(s) for {n_params} parameters")
     if np.unique(n).size < 2:
@@ -274,7 +323,15 @@ def fit_kaplan_joint(
         for s in starts:
             s0 = np.clip(np.asarray(s, dtype=float)[:n_params], lower, upper)
             try:
-                res = least_squares(residual, s0, bounds=(lower, upper), method="trf", x_scale="jac", max_nfev=3000)
+                res = least_squares(
+                    residual,
+                    s0,
+                    jac=lambda t: _joint_jacobian(t, ln, ld, irreducible),
+                    bounds=(lower, upper),
+                    method="trf",
+                    x_scale="jac",
+                    max_nfev=3000,
+                )
             except ValueError:
                 continue
             if np.isfinite(res.cost) and (best is None or res.cost < best.cost):

@@ -76,7 +76,7 @@ def write_plots(res: FitResults, out_dir: str | Path) -> list[Path]:
         if fig is None:
             continue
         path = out / name
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     return written
@@ -86,7 +86,7 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
     p = res.points
     var = "N" if name == "loss_vs_N.png" else "D"
     x = p.n if var == "N" else p.d
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     sc = ax.scatter(x, p.loss, c=np.log10(p.c), cmap="viridis", s=14, alpha=0.8, label="final points")
     fig.colorbar(sc, ax=ax, label="log10 C (FLOPs)")
     grid = _logspace(x.min() / 1.5, x.max() * 1.5)
@@ -122,13 +122,13 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
     ax.set_xlabel(f"{var} ({'parameters: ' + p.n_from if var == 'N' else 'tokens'})")
     ax.set_ylabel("loss")
     ax.set_title(f"Loss vs {var}")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best")
     return fig
 
 
 def _loss_vs_c(res: FitResults, plt: Any, name: str) -> Any:
     p = res.points
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     curves = [c for c in p.curves if c is not None and len(c) >= 2]
     cmap = plt.get_cmap("viridis")
     ln_lo, ln_hi = math.log(p.n.min()), math.log(p.n.max())
@@ -172,7 +172,7 @@ def _isoflop(res: FitResults, plt: Any, name: str) -> Any:
 
     p = res.points
     labels, values, _ = group_budgets(p, res.options.get("budget_tolerance", 0.05))
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     cmap = plt.get_cmap("plasma")
     lb = np.log(values)
     span = max(lb.max() - lb.min(), 1e-12)
@@ -187,7 +187,7 @@ def _isoflop(res: FitResults, plt: Any, name: str) -> Any:
     ax.set_xscale("log")
     ax.set_xlabel(f"N ({p.n_from})")
     ax.set_ylabel("loss")
-    ax.set_title("IsoFLOP profiles (Approach 2): parabola in log N, minimum = *  (x = not used)")
+    ax.set_title("IsoFLOP profiles (Approach 2): ★ minimum, × left out", fontsize=11)
     if len(r.budgets) <= 12:
         ax.legend(fontsize=7, ncol=2)
     return fig
@@ -210,7 +210,7 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
             line = f.n_at(grid) if key == "N_opt" else f.d_at(grid)
             ax.plot(f.c, pts, "o", color="C0", ms=3, alpha=0.6)
             exp_ = f.a if key == "N_opt" else f.b
-            ax.plot(grid, line, "-", color="C0", lw=1.3, label=f"Approach 1: exponent {exp_:.4g}")
+            ax.plot(grid, line, "-", color="C0", lw=3.5, alpha=0.45, label=f"Approach 1: exponent {exp_:.4g}")
         if res.approach2 is not None and res.approach2.fit is not None:
             f = res.approach2.fit
             pts = f.n_opt if key == "N_opt" else f.d_opt
@@ -247,9 +247,10 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
         ax.legend(fontsize=7)
     axes[0].set_title("Compute-optimal model size")
     axes[1].set_title("Compute-optimal tokens")
+    fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # room for the footnote
     fig.text(
         0.5,
-        -0.02,
+        0.005,
         f"C: {p.c_from} for Approaches 1-2; C = 6ND for the Approach 3 and Hoffmann lines. "
         f"Dash-dot: reporting budget C* = {res.at_flops:.3g}.",
         ha="center",
@@ -288,7 +289,7 @@ def _learning_curves(res: FitResults, plt: Any, name: str) -> Any:
     runs = sorted(lc.runs, key=lambda r: r.n)
     pick = [runs[i] for i in np.unique(np.linspace(0, len(runs) - 1, min(6, len(runs))).round().astype(int))]
     by_id = {c.run_id: c for c in res.points.curves if c is not None}
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     for i, r in enumerate(pick):
         cv = by_id.get(r.run_id)
         if cv is None:
@@ -314,7 +315,7 @@ def _holdout(res: FitResults, plt: Any, name: str) -> Any:
     if h is None or not h.rows:
         return None
     actual = np.array([r.actual for r in h.rows])
-    fig, ax = plt.subplots(figsize=(5.2, 4.8))
+    fig, ax = plt.subplots(figsize=(5.2, 4.8), layout="constrained")
     ax.plot(actual, [r.pred_approach3 for r in h.rows], "o", color="C3", label="Approach 3")
     pk = np.array([r.pred_kaplan for r in h.rows])
     if np.isfinite(pk).any():

@@ -22,6 +22,7 @@ from scaling.fit.learning_curve import LearningCurveReport
 from scaling.fit.points import FitPoints, percentile_ci
 
 A3_KEYS = ("E", "A", "B", "alpha", "beta")
+MAX_CURVE_ROWS = 10
 
 
 def chinchilla_optimum(theta: np.ndarray, c: np.ndarray | float) -> dict[str, np.ndarray]:
@@ -131,18 +132,19 @@ class FitResults:
         """Every warning of every law, in report order, without duplicates."""
         out: list[str] = []
         if self.approach3 is not None:
-            f = self.approach3
-            out += [f"Approach 3: {w}" for w in f.warnings]
-            if not f.converged:
-                out.append("Approach 3: optimiser did not converge")
-            if f.at_bound:
-                out.append(f"Approach 3: parameter(s) at a bound: {f.at_bound}")
-            if f.best_start_on_edge:
-                out.append("Approach 3: best start lay on the edge of the start grid")
-            if f.n_points <= len(A3_KEYS):
-                out.append(f"Approach 3: {f.n_points} points for {len(A3_KEYS)} parameters")
+            # The fitter words its own flags: bound hit, no convergence, best start on the grid's edge,
+            # too few points for five parameters.
+            out += [f"Approach 3: {w}" for w in self.approach3.warnings]
+            if self.approach3_boot is not None and self.approach3.n_points <= len(A3_KEYS):
+                out.append(
+                    "Approach 3: as many points as parameters, so every resample is fitted exactly: "
+                    "the bootstrap CIs have no width and mean nothing"
+                )
         if self.kaplan is not None:
             out += [f"Kaplan {w}" for w in self.kaplan.warnings]
+            j = self.kaplan.joint
+            if self.kaplan.ci95 and j is not None and j.n_points <= j.n_params:
+                out.append("Kaplan L(N,D): as many points as parameters: its bootstrap CIs mean nothing")
         if self.approach1 is not None:
             out += self.approach1.warnings
         if self.approach2 is not None:
@@ -418,6 +420,10 @@ class FitResults:
         if not r.runs:
             lines += [f"  note: {n}" for n in r.notes] + [""]
             return lines
+        shown = sorted(r.runs, key=lambda c: (c.n, c.t_final))
+        if len(shown) > MAX_CURVE_ROWS:  # every run is in the JSON; the terminal gets an even sample by N
+            pick = np.unique(np.linspace(0, len(shown) - 1, MAX_CURVE_ROWS).round().astype(int))
+            shown = [shown[i] for i in pick]
         rows = [
             [
                 c.run_id,
@@ -429,9 +435,11 @@ class FitResults:
                 fmt(c.actual),
                 f"{100 * c.rel_error:+.3f}%" if math.isfinite(c.rel_error) else "-",
             ]
-            for c in r.runs
+            for c in shown
         ]
         lines += table(["run", "N", "L_inf", "t_c", "alpha_t", "pred final", "final", "error"], rows)
+        if len(shown) < len(r.runs):
+            lines.append(f"  ({len(shown)} of {len(r.runs)} runs shown, spread over N; all are in the --json output)")
         s = r.summary()
         if s:
             lines.append(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.fit.huber import LOWER, UPPER, HuberProblem
+from scaling.fit.huber import LOWER, UPPER, HuberProblem, tune_allocator
 
 #: Default exponent grid: step 0.05 on [0.05, 2] (Hoffmann's start range for alpha and beta, 8x finer),
 #: then step 0.1 to 3 so that optima just beyond the start range are still seen.
@@ -76,10 +76,13 @@ def _solve_nnls3(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
             z = hs / gs[:, :, 0]
         elif len(sup) == 2:
             det = gs[:, 0, 0] * gs[:, 1, 1] - gs[:, 0, 1] * gs[:, 1, 0]
-            z = np.stack(
-                [gs[:, 1, 1] * hs[:, 0] - gs[:, 0, 1] * hs[:, 1], gs[:, 0, 0] * hs[:, 1] - gs[:, 1, 0] * hs[:, 0]],
-                axis=1,
-            ) / det[:, None]
+            z = (
+                np.stack(
+                    [gs[:, 1, 1] * hs[:, 0] - gs[:, 0, 1] * hs[:, 1], gs[:, 0, 0] * hs[:, 1] - gs[:, 1, 0] * hs[:, 0]],
+                    axis=1,
+                )
+                / det[:, None]
+            )
         else:
             adj = np.empty((k, 3, 3))
             for i in range(3):
@@ -111,6 +114,8 @@ def profile_cells(
     """IRLS-NNLS in every cell (alpha[k], beta[k]); returns centred parameters (K, 5) and objective (K,)."""
     delta = problem.delta
     loss = np.exp(problem.log_loss)
+    if counts is None:
+        counts = problem.weights
     c = np.ones(problem.n) if counts is None else counts
     xi = np.exp(-alpha[:, None] * problem.x)
     eta = np.exp(-beta[:, None] * problem.y)
@@ -155,6 +160,7 @@ def scan(
     chunk: int = 128,
 ) -> ProfileScan:
     """Profile the objective over the grid alphas x betas (cells processed in cache-sized chunks)."""
+    tune_allocator()
     a_grid, b_grid = np.meshgrid(alphas, betas, indexing="ij")
     al, be = a_grid.ravel(), b_grid.ravel()
     theta = np.empty((al.size, 5))

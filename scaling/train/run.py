@@ -61,6 +61,9 @@ def _accelerator(cfg: dict[str, Any]) -> Any:
 
 def run_training(cfg: dict[str, Any], tracker_factory: Any = None) -> RunOutcome:
     """Train (or skip, or resume) the run that ``cfg`` describes."""
+    from scaling.train.spec import merge_wsd_budgets
+
+    cfg = merge_wsd_budgets(cfg)
     run_id = run_id_for(cfg)
     rec_path, ckpt_dir = paths_for(cfg, run_id)
     status = existing_status(rec_path)
@@ -138,6 +141,7 @@ def run_training(cfg: dict[str, Any], tracker_factory: Any = None) -> RunOutcome
             write_record(rec_path, record("running", trainer.state.curve, trainer.state.step))
         if tracker:
             tracker.finish(None, exit_code=1)
+        trainer.stop.forward()  # checkpoint and record are saved: under submitit, requeue the job (exits)
         signum = {"SIGINT": 2, "SIGTERM": 15, "SIGUSR2": 12}.get(str(stop), 15)
         return RunOutcome(
             run_id,

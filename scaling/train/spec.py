@@ -72,11 +72,60 @@ def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
     return default if node is None else node
 
 
+def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
+    """With ``schedule=wsd`` and ``grid.tokens_per_param``, map every budget of a size to one run.
+
+    The job for budget b becomes the run at the largest budget B with cooldown
+    branches at b'/B for every smaller b': all jobs of one size share a run_id,
+    the first trains it (writing one record per budget), the others skip.
+    """
+    budgets = (cfg.get("grid") or {}).get("tokens_per_param")
+    if not budgets or cfg["schedule"].get("name") != "wsd":
+        return cfg
+    tpp = cfg["train"].get("tokens_per_param")
+    budgets = sorted(float(b) for b in budgets)
+    if tpp is None or float(tpp) not in budgets:
+        raise ScalingError(f"train.tokens_per_param={tpp} is not one of grid.tokens_per_param={budgets}")
+    largest = budgets[-1]
+    merged = {**cfg, "train": {**cfg["train"], "tokens_per_param": largest}}
+    merged["schedule"] = {**cfg["schedule"], "branches": [b / largest for b in budgets[:-1]]}
+    return merged
+
+
 def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
-    """The model shape: explicit fields, or the grid's shape for ``model.target_params``."""
+    """The model shape: explicit fields, the isoFLOP grid's, or the grid's shape for ``model.target_params``."""
     model = cfg["model"]
     if vocab_size and model.get("vocab_size") and int(model["vocab_size"]) < vocab_size:
         raise ScalingError(f"model.vocab_size={model['vocab_size']} is smaller than the tokenizer's {vocab_size}")
+    vocab = int(model.get("vocab_size") or vocab_size)
+    grid = dict(cfg.get("grid") or {})
+    kind = grid.pop("kind", "none") or "none"
+    if kind == "isoflop":
+        from scaling.grid import IsoFlopSettings, isoflop_point
+
+        train = cfg["train"]
+        if train.get("flops") is None:
+            raise ScalingError("grid.kind=isoflop needs the budget as train.flops")
+        offset = grid.pop("offset", 0)
+        grid.pop("tokens_per_param", None)
+        settings = IsoFlopSettings.from_mapping({**grid, "convention": train.get("flops_convention", "exact")})
+        shape, _ = isoflop_point(
+            float(train["flops"]),
+            offset,
+            family=str(model["family"]),
+            vocab_size=vocab,
+            context=int(model["context"]),
+            convention=settings.convention,
+            count=settings.count,
+            prior=settings.prior,
+            ratio=settings.ratio,
+            tie_embeddings=bool(model.get("tie_embeddings", False)),
+            aspect=settings.aspect,
+            head_dim=settings.head_dim,
+        )
+        return shape
+    if kind != "none":
+        raise ScalingError(f"unknown grid.kind {kind!r}; known: none, isoflop")
     target = model.get("target_params")
     if target is None:
         return ModelShape.from_config(model, vocab_size=vocab_size)
@@ -86,7 +135,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
         float(target),
         str(model["family"]),
         count=str(model.get("target_count") or "non_embedding"),
-        vocab_size=int(model.get("vocab_size") or vocab_size),
+        vocab_size=vocab,
         context=int(model["context"]),
         tie_embeddings=bool(model.get("tie_embeddings", False)),
     )

@@ -1,0 +1,187 @@
+"""Bootstrap uncertainty for Chinchilla Approach 3 (Besiroglu et al. 2024, Sec. 3: 4000 resamples).
+
+Each resample draws runs with replacement and refits the law. A resample is just a vector of integer
+multiplicities (counts) on the original points, and the summed-Huber objective with counts is
+sum_i c_i Huber(r_i); so all resamples share the data arrays and differ only in their weights. That
+lets :func:`scaling.fit.huber.minimise_batch` refit all of them together, vectorised.
+
+Starts: every resample is refitted from the point optimum (warm start: a resample's optimum is a small
+perturbation of it) and, for resilience, from up to two further distinct local optima that the global
+search of the point fit met (other basins of the same landscape). Any resample whose best refit did not
+converge or ended on a bound of the search box is refitted from scratch by the full global search
+("rescue"), so a resample cannot silently stay stuck where the warm start left it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaling.errors import ScalingError
+from scaling.fit.approach3 import Approach3Fit, ChinchillaLaw, fit_approach3_detailed, search, validate_points
+from scaling.fit.huber import LOWER, UPPER, HuberProblem, minimise_batch
+
+COLUMNS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+DERIVED: tuple[str, ...] = ("a", "b", "G")
+
+#: Extra distinct local optima of the point search used as starts for every resample.
+N_EXTRA_STARTS = 2
+
+
+@dataclass
+class BootstrapResult:
+    """Refitted parameters of every resample and the uncertainty they imply."""
+
+    samples: np.ndarray  # (K, 5) columns E, A, B, alpha, beta
+    se: dict[str, float]  # standard deviation over resamples (ddof=1), keys E, A, B, alpha, beta, a, b, G
+    ci95: dict[str, tuple[float, float]]  # 2.5 and 97.5 percentiles
+    point: Approach3Fit
+    objective: np.ndarray  # (K,) summed Huber of each refit on its resample
+    converged: np.ndarray  # (K,) bool
+    n_rescued: int  # resamples refitted by the full global search
+    seed: int
+    n_groups: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.samples.shape[0])
+
+    def laws(self) -> list[ChinchillaLaw]:
+        return [ChinchillaLaw(*map(float, row)) for row in self.samples]
+
+    def derived(self, func: Callable[[ChinchillaLaw], float]) -> np.ndarray:
+        """``func`` evaluated on every resample's law (e.g. ``lambda law: law.n_opt(1e21)``)."""
+        return np.array([float(func(law)) for law in self.laws()])
+
+    def derived_ci(self, func: Callable[[ChinchillaLaw], float], level: float = 0.95) -> tuple[float, float]:
+        """Percentile confidence interval of any derived quantity (N_opt(C), a predicted loss, ...)."""
+        values = self.derived(func)
+        tail = 50.0 * (1.0 - level)
+        lo, hi = np.nanpercentile(values, [tail, 100.0 - tail])
+        return float(lo), float(hi)
+
+    def derived_se(self, func: Callable[[ChinchillaLaw], float]) -> float:
+        return float(np.nanstd(self.derived(func), ddof=1))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "n_boot": self.n_boot,
+            "seed": self.seed,
+            "n_groups": self.n_groups,
+            "n_converged": int(self.converged.sum()),
+            "n_rescued": self.n_rescued,
+            "se": dict(self.se),
+            "ci95": {k: list(v) for k, v in self.ci95.items()},
+        }
+
+
+def resample_counts(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) multiplicities: draw unique groups with replacement, each point counted as its group."""
+    labels, inverse = np.unique(groups, return_inverse=True)
+    n_groups = labels.size
+    draws = rng.integers(0, n_groups, size=(n_boot, n_groups))
+    offsets = np.arange(n_boot)[:, None] * n_groups
+    group_counts = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_groups).reshape(n_boot, n_groups)
+    return group_counts[:, inverse.ravel()].astype(float)
+
+
+def summarise(samples: np.ndarray) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Standard errors and 95% percentile intervals of the parameters and of a, b, G."""
+    E, A, B, alpha, beta = samples.T  # noqa: N806
+    cols = {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta}
+    with np.errstate(all="ignore"):
+        cols["a"] = beta / (alpha + beta)
+        cols["b"] = alpha / (alpha + beta)
+        cols["G"] = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    se = {k: float(np.nanstd(v, ddof=1)) if v.size > 1 else float("nan") for k, v in cols.items()}
+    ci = {k: tuple(float(x) for x in np.nanpercentile(v, [2.5, 97.5])) for k, v in cols.items()}
+    return se, ci  # type: ignore[return-value]
+
+
+def bootstrap_approach3(
+    N: Sequence[float] | np.ndarray,  # noqa: N803
+    D: Sequence[float] | np.ndarray,  # noqa: N803
+    loss: Sequence[float] | np.ndarray,
+    *,
+    groups: Sequence[object] | np.ndarray | None = None,
+    n_boot: int = 4000,
+    seed: int = 0,
+    delta: float = 1e-3,
+    point_fit: Approach3Fit | None = None,
+) -> BootstrapResult:
+    """Refit Approach 3 on ``n_boot`` resamples of the runs (``groups``: run id per point; None: each
+    point is its own run). ``point_fit`` (optional) is the fit on all points, used as the warm start."""
+    n_arr, d_arr, l_arr = validate_points(N, D, loss)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ScalingError(f"bootstrap needs an integer number of resamples >= 2, got {n_boot!r}")
+    if groups is None:
+        group_arr = np.arange(n_arr.size)
+    else:
+        group_arr = np.asarray(groups)
+        if group_arr.ndim != 1 or group_arr.size != n_arr.size:
+            raise ScalingError(
+                f"bootstrap groups must give one run id per point: {group_arr.size} ids for {n_arr.size} points"
+            )
+    n_groups = int(np.unique(group_arr).size)
+    if n_groups < 2:
+        raise ScalingError("bootstrap needs at least 2 distinct runs (groups) to resample")
+    fit, res = fit_approach3_detailed(n_arr, d_arr, l_arr, delta=delta)
+    problem = HuberProblem.from_data(n_arr, d_arr, l_arr, delta)
+    if point_fit is not None:
+        start = problem.to_centred(
+            np.array([np.log(point_fit.A), np.log(point_fit.B), np.log(point_fit.E), point_fit.alpha, point_fit.beta])
+        )
+        fit = point_fit
+    else:
+        start = res.theta
+    extra = [t for t in res.optima if np.max(np.abs(t - start)) >= 1e-4][:N_EXTRA_STARTS]
+    starts = np.vstack([start, *extra])
+    rng = np.random.default_rng(seed)
+    counts = resample_counts(group_arr, n_boot, rng)
+    n_starts = starts.shape[0]
+    batch = minimise_batch(problem, np.tile(starts, (n_boot, 1)), np.repeat(counts, n_starts, axis=0))
+    f = batch.f.reshape(n_boot, n_starts)
+    pick = np.nanargmin(np.where(np.isfinite(f), f, np.inf), axis=1)
+    rows = np.arange(n_boot) * n_starts + pick
+    theta = batch.theta[rows]
+    obj = batch.f[rows]
+    conv = batch.converged[rows]
+    on_bound = np.any((theta <= LOWER + 1e-9) | (theta >= UPPER - 1e-9), axis=1)
+    rescue = np.flatnonzero(~conv | on_bound)
+    for i in rescue:
+        sub = _search_resample(problem, counts[i])
+        if sub[1] < obj[i] or not conv[i]:
+            theta[i], obj[i], conv[i] = sub
+    nat = problem.to_natural(theta)
+    samples = np.column_stack([np.exp(nat[:, 2]), np.exp(nat[:, 0]), np.exp(nat[:, 1]), nat[:, 3], nat[:, 4]])
+    se, ci = summarise(samples)
+    return BootstrapResult(
+        samples=samples,
+        se=se,
+        ci95=ci,
+        point=fit,
+        objective=obj,
+        converged=conv,
+        n_rescued=int(rescue.size),
+        seed=seed,
+        n_groups=n_groups,
+    )
+
+
+def _search_resample(problem: HuberProblem, counts: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """Full global search on one resample (the points it contains, with their multiplicities)."""
+    keep = counts > 0
+    sub = HuberProblem(
+        x=problem.x[keep],
+        y=problem.y[keep],
+        log_loss=problem.log_loss[keep],
+        m_n=problem.m_n,
+        m_d=problem.m_d,
+        delta=problem.delta,
+        weights=counts[keep],
+    )
+    res = search(sub)
+    return res.theta, res.f, res.converged

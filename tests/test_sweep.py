@@ -1,0 +1,94 @@
+"""Sweeps: Hydra multirun end to end, skipping/resuming by run_id, grid validation, WSD branches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import compose_train, tiny_overrides
+
+from scaling.records import load_records, read_record
+from scaling.train.run import run_training
+from scaling.train.spec import resolve_spec
+
+
+def _multirun(results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "scaling.train.app", "-m", *tiny_overrides(results, *extra)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, cwd=results)
+
+
+def test_sweep_runs_skips_and_extends_by_run_id(tmp_path: Path) -> None:
+    first = _multirun(tmp_path, "train.tokens=8192", "seed=0,1")
+    assert first.returncode == 0, first.stderr
+    assert "[sweep] 2 runs" in first.stderr and "[sweep] run 2/2" in first.stderr
+    records = {r["run_id"]: r for r in load_records(tmp_path)}
+    assert len(records) == 2
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "default" / "runs").glob("*.json")}
+
+    again = _multirun(tmp_path, "train.tokens=8192", "seed=0,1")
+    assert again.returncode == 0 and again.stdout.count("(skipped)") == 2
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+    extended = _multirun(tmp_path, "train.tokens=8192", "seed=0,1,2")
+    assert extended.returncode == 0 and extended.stdout.count("(skipped)") == 2
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert len(load_records(tmp_path)) == 3
+
+
+def test_impossible_grid_point_fails_before_any_training(tmp_path: Path) -> None:
+    out = _multirun(tmp_path, "train.tokens=8192", "model.target_params=1e5,10")
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run 1 (") and "target 10" in last, out.stderr
+    assert not (tmp_path / "default" / "runs").exists()
+
+
+def test_budget_below_one_batch_fails_before_any_training(tmp_path: Path) -> None:
+    out = _multirun(tmp_path, "train.tokens=8192,100")
+    assert out.returncode == 2 and "smaller than one batch" in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "default" / "runs").exists()
+
+
+@pytest.mark.parametrize("convention", ["kaplan", "six_n", "exact"])
+def test_isoflop_point_spends_the_budget(tmp_path: Path, convention: str) -> None:
+    budget = 3e11
+    cfg = compose_train(
+        tiny_overrides(tmp_path, "grid.kind=isoflop", f"train.flops={budget}", f"train.flops_convention={convention}", "grid.offset=1")
+    )
+    spec = resolve_spec(cfg, 512)
+    spent = getattr(spec.flops_per_token, convention) * spec.tokens
+    one_batch = getattr(spec.flops_per_token, convention) * spec.tokens_per_step
+    assert abs(spent - budget) <= one_batch / 2
+    smaller = resolve_spec(compose_train(tiny_overrides(tmp_path, "grid.kind=isoflop", f"train.flops={budget}", f"train.flops_convention={convention}", "grid.offset=0")), 512)
+    assert smaller.params.with_head < spec.params.with_head
+
+
+def test_wsd_branch_equals_a_dedicated_wsd_run(tmp_path: Path) -> None:
+    common = ["schedule=wsd", "schedule.warmup_tokens=2048", "schedule.cooldown_frac=0.25"]
+    branched = run_training(compose_train(tiny_overrides(tmp_path / "a", "train.tokens=32768", "schedule.branches=[0.5]", *common)))
+    assert branched.status == "finished"
+    records = load_records(tmp_path / "a")
+    assert len(records) == 2
+    branch = next(r for r in records if r.get("branch_of"))
+    assert branch["branch_of"] == branched.run_id and branch["tokens"] * 2 == read_record(branched.record)["tokens"]
+    dedicated = run_training(compose_train(tiny_overrides(tmp_path / "b", "train.tokens=16384", *common)))
+    alone = read_record(dedicated.record)
+    assert alone["tokens"] == branch["tokens"]
+    assert branch["final"]["val_loss"] == pytest.approx(alone["final"]["val_loss"], rel=1e-5)
+    # The stable run itself is unaffected by the branch it took.
+    plain = run_training(compose_train(tiny_overrides(tmp_path / "c", "train.tokens=32768", *common)))
+    assert read_record(plain.record)["final"]["val_loss"] == pytest.approx(
+        read_record(branched.record)["final"]["val_loss"], rel=1e-5
+    )
+
+
+def test_wsd_budgets_of_one_size_share_one_run(tmp_path: Path) -> None:
+    base = ["schedule=wsd", "schedule.warmup_tokens=2048", "grid.tokens_per_param=[0.1,0.2]"]
+    first = run_training(compose_train(tiny_overrides(tmp_path, "train.tokens=null", "train.tokens_per_param=0.1", *base)))
+    second = run_training(compose_train(tiny_overrides(tmp_path, "train.tokens=null", "train.tokens_per_param=0.2", *base)))
+    assert first.status == "finished" and second.status == "skipped" and first.run_id == second.run_id
+    assert len(load_records(tmp_path)) == 2
