@@ -14,7 +14,8 @@
 # * No cgroups (proctrack/linuxproc, task/none) and no accounting database, so it
 #   runs in an unprivileged container. Consequence: `sacct` does not work here;
 #   use squeue and `scontrol show job` (finished jobs stay visible for MinJobAge).
-# * The scheduler is made eager (short intervals) so that tests finish in seconds.
+# * The scheduler is made eager (short intervals) and a requeued job may start again
+#   after 10 s (cred_expire; SLURM's default is 120 s), so that tests finish quickly.
 # * The config is written only if absent or written by this script: an existing
 #   real slurm.conf is never overwritten.
 set -euo pipefail
@@ -103,6 +104,7 @@ SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=10
 CredType=cred/munge
 MpiDefault=none
 ProctrackType=proctrack/linuxproc

@@ -212,3 +212,37 @@ def test_too_few_points_and_one_size(tmp_path: Path) -> None:
     path.write_text("N,D,loss\n" + "".join(f"{n},1e8,4\n" for n in (1e6, 2e6, 3e6, 4e6, 5e6)))
     with pytest.raises(ScalingError, match="all 5 points are at one D"):
         require_fittable(load_points(path), 5, "Approach 3")
+
+
+def test_collect_table_with_curves(tmp_path: Path) -> None:
+    """`scaling collect` writes curves.parquet beside runs.parquet; the loader picks the --flops column."""
+    pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "status": ["finished", "finished"],
+            "N_non_embedding": [0.8e6, 1.6e6],
+            "N_with_head": [1e6, 2e6],
+            "N_total": [1.1e6, 2.2e6],
+            "D": [2e8, 2e8],
+            "C_kaplan": [1e15, 2e15],
+            "C_six_n": [1.2e15, 2.4e15],
+            "C_exact": [1.3e15, 2.6e15],
+            "loss": [3.9, 3.7],
+        }
+    ).to_parquet(tmp_path / "runs.parquet")
+    pd.DataFrame(
+        {
+            "run_id": ["a", "a", "a", "b", "b"],
+            "step": [0, 1, 2, 1, 2],
+            "tokens": [0.0, 1e8, 2e8, 1e8, 2e8],
+            "flops_kaplan": [0.0, 5e14, 1e15, 1e15, 2e15],
+            "flops_six_n": [0.0, 6e14, 1.2e15, 1.2e15, 2.4e15],
+            "flops_exact": [0.0, 6.5e14, 1.3e15, 1.3e15, 2.6e15],
+            "val_loss": [10.0, 4.2, 3.9, float("nan"), 3.7],
+        }
+    ).to_parquet(tmp_path / "curves.parquet")
+    pts = load_points(tmp_path / "runs.parquet", flops="kaplan")
+    a, b = pts.curves
+    assert a is not None and list(a.tokens) == [1e8, 2e8] and list(a.flops) == [5e14, 1e15]
+    assert b is not None and list(b.loss) == [3.7]  # the NaN point is not a measurement
+    assert any("curves.parquet" in n for n in pts.notes)

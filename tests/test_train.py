@@ -113,3 +113,16 @@ def test_checkpoint_loads_with_from_pretrained(tmp_path: Path) -> None:
     outcome = _train(tmp_path, "model.family=llama")
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "default" / "ckpt" / outcome.run_id / "current" / "model")
     assert type(model).__name__ == "LlamaForCausalLM"
+
+
+def test_a_run_claimed_by_another_process_is_skipped(tmp_path: Path) -> None:
+    from scaling.train.run import claim_run
+
+    ckpt = tmp_path / "ckpt" / "abc"
+    held = claim_run(ckpt)
+    assert held is not None
+    assert claim_run(ckpt) is None  # a second claimant (another sweep) backs off
+    held.close()
+    again = claim_run(ckpt)
+    assert again is not None
+    again.close()

@@ -23,6 +23,8 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -141,6 +143,12 @@ def _builder_kwargs(value: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((str(k), v) for k, v in value.items()))
 
 
+def _tokenizer_spec(spec: str) -> str:
+    """A local tokenizer folder as an absolute path, so the manifest's spec loads from any cwd."""
+    local = Path(spec).expanduser()
+    return str(local.absolute()) if local.exists() else spec
+
+
 def settings_from_config(data_cfg: Mapping[str, Any]) -> PrepareSettings:
     """Validate a data config (DictConfig or dict) into :class:`PrepareSettings`."""
     from scaling.data.hf import normalize_data_files
@@ -171,7 +179,7 @@ def settings_from_config(data_cfg: Mapping[str, Any]) -> PrepareSettings:
     return PrepareSettings(
         source=source,
         name=str(cfg.get("name") or "hf"),
-        tokenizer=str(cfg.get("tokenizer") or DEFAULT_TOKENIZER),
+        tokenizer=_tokenizer_spec(str(cfg.get("tokenizer") or DEFAULT_TOKENIZER)),
         val_fraction=val_fraction,
         max_documents=_count(cfg.get("max_documents"), "max_documents"),
         max_tokens=_count(cfg.get("max_tokens"), "max_tokens"),
@@ -371,6 +379,7 @@ _WORKER_ENCODER: Encoder | None = None
 def _init_worker(serialized: str, eos: int, dtype: str, vocab: int, val: float) -> None:
     # One tokenizer per worker, no Rust thread pool inside it: the processes are the parallelism.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it terminates us)
     global _WORKER_ENCODER
     _WORKER_ENCODER = Encoder(serialized, None, eos, dtype, vocab, val)
 
@@ -524,8 +533,14 @@ def prepare_corpus(
     ident = identity(settings, tok)
     out = Path(out) if out is not None else resolve_prepared_dir(settings, ident)
     _check_out_dir(out)
-    with _locked(out):
-        return _prepare_locked(settings, out, tok, ident, progress_bar, on_progress)
+    fresh = not out.exists()
+    try:
+        with _locked(out):
+            return _prepare_locked(settings, out, tok, ident, progress_bar, on_progress)
+    except BaseException:
+        if fresh and not (out / MANIFEST).exists():  # failed before starting: leave no empty folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _prepare_locked(
@@ -616,19 +631,19 @@ def _prepare_locked(
     bar = _progress_bar(settings, source.num_rows, resumed_from, show)
     try:
         stop_reason = _run_batches(settings, tok, dtype, source, state, writers, checkpoint, bar, on_progress)
+        if state.splits["train"]["tokens"] + writers["train"].tokens == 0:
+            raise ScalingError(f"dataset {settings.source.path!r} has no text in field {settings.source.text_field!r}")
+        if state.splits["val"]["tokens"] + writers["val"].tokens == 0:
+            raise ScalingError(
+                f"no document fell in the validation split (val_fraction={settings.val_fraction}, "
+                f"{state.next_doc} documents): raise data.val_fraction or prepare more documents"
+            )
     except BaseException:
         for writer in writers.values():
             writer.abandon()
         raise
     finally:
         bar.close()
-    if state.splits["train"]["tokens"] + writers["train"].tokens == 0:
-        raise ScalingError(f"dataset {settings.source.path!r} yielded no text in field {settings.source.text_field!r}")
-    if state.splits["val"]["tokens"] + writers["val"].tokens == 0:
-        raise ScalingError(
-            f"no document fell in the validation split (val_fraction={settings.val_fraction}, "
-            f"{state.next_doc} documents): raise data.val_fraction or prepare more documents"
-        )
     checkpoint(True, stop_reason)
     elapsed = time.perf_counter() - started
     total = sum(state.splits[s]["tokens"] for s in SPLITS)
@@ -893,7 +908,11 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     settings = settings_from_config(cfg)
-    out = prepare_corpus(settings, None, progress_bar=args.progress)
+    try:
+        out = prepare_corpus(settings, None, progress_bar=args.progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
+        return 130
     manifest = read_manifest(out)
     summary = {
         "prepared_dir": str(out),

@@ -66,7 +66,16 @@ def compute_envelope(points: FitPoints, n_grid: int = 100) -> Envelope:
         best_d[idx[better]] = tokens[better]
         best_id[idx[better]] = cv.run_id
     ok = np.isfinite(best_loss)
-    return _pareto(grid[ok], best_loss[ok], best_n[ok], best_d[ok], best_id[ok], "curves")
+    # Runs without a curve still bound the frontier by their final point.
+    single = np.array([c is None or len(c) < 2 for c in points.curves], dtype=bool)
+    return _pareto(
+        np.concatenate([grid[ok], points.c[single]]),
+        np.concatenate([best_loss[ok], points.loss[single]]),
+        np.concatenate([best_n[ok], points.n[single]]),
+        np.concatenate([best_d[ok], points.d[single]]),
+        np.concatenate([best_id[ok], points.run_id[single]]),
+        "curves",
+    )
 
 
 def _pareto(c: np.ndarray, loss: np.ndarray, n: np.ndarray, d: np.ndarray, rid: np.ndarray, mode: str) -> Envelope:

@@ -319,8 +319,8 @@ def minimise_batch(
     gtol: float = 1e-10,
     accept: float = 1e-6,
     radius0: float = 1.0,
-    width: int | None = None,
-    switch: float = 1e-2,
+    width: int = 256,
+    switch: float = 1e-4,
 ) -> BatchResult:
     """Trust-region Newton from every row of ``theta0`` (centred coordinates) independently.
 
@@ -328,10 +328,10 @@ def minimise_batch(
     accepted step lowers its objective by less than ``switch`` (relative): far from a minimum the
     majoriser moves fast, near it the exact Hessian converges quadratically.
 
-    Scheduling: a working set of ``width`` rows is iterated together (default: ~12k row-points, so that
-    each width x n temporary stays under glibc's 128 KiB mmap threshold and in cache, which matters more than vector length in numpy); a row that
-    finishes is replaced at once by the next waiting row, so a few slow rows never leave the vector units
-    idle and numpy's per-call overhead (~150 calls per iteration) is always shared by many rows.
+    Scheduling: a working set of ``width`` rows (default 256) is iterated together, the objective being
+    evaluated in cache-sized row blocks (:meth:`HuberProblem.evaluate_chunked`); a row that finishes is
+    replaced at once by the next waiting row, so a few slow rows never leave the vector units idle and
+    numpy's per-call overhead (~50 calls per trust-region step) is shared by many rows.
 
     ``counts``: None, (n,) or (K, n). Gradients are measured relative to delta * (1 + sum of counts), the
     largest slope the objective can have per unit of a centred parameter (each gradient component is a
@@ -344,8 +344,6 @@ def minimise_batch(
     tune_allocator()
     theta = np.clip(np.atleast_2d(np.asarray(theta0, dtype=float)), LOWER, UPPER).copy()
     k = theta.shape[0]
-    if width is None:
-        width = 256
     per_row = counts is not None and np.ndim(counts) == 2
     total = problem.total_weight if counts is None else np.sum(counts, axis=-1)
     scale = problem.delta * (1.0 + np.broadcast_to(total, (k,)))
@@ -368,9 +366,16 @@ def minimise_batch(
             break
         th, ga, ha, fa, ra = theta[active], g[active], hess[active], f[active], radius[active]
         fr = _free_mask(th, ga)
-        gm = np.where(fr, ga, 0.0)
-        hm = np.where(fr[:, :, None] & fr[:, None, :], ha, 0.0) + np.eye(5) * (~fr)[:, :, None]
+        gm, hm = _restrict(ga, ha, fr)
         step = _trust_region_step(gm, hm, ra)
+        # A variable on a bound that the Newton step would push outwards is held too, and the step redone
+        # (otherwise projecting the step can cancel all progress and the row stalls on the bound).
+        blocked = ((th <= LOWER + 1e-12) & (step < 0)) | ((th >= UPPER - 1e-12) & (step > 0))
+        redo = np.flatnonzero(blocked.any(axis=1))
+        if redo.size:
+            fr[redo] &= ~blocked[redo]
+            gm[redo], hm[redo] = _restrict(ga[redo], ha[redo], fr[redo])
+            step[redo] = _trust_region_step(gm[redo], hm[redo], ra[redo])
         trial, step, pred = _feasible_step(th, step, gm, hm)
         ex = exact[active]
         ft, gt, ht = problem.evaluate_chunked(trial, counts[active] if per_row else counts, ex)
@@ -393,6 +398,13 @@ def minimise_batch(
     pg = _projected(theta, g)
     converged = np.sqrt((pg * pg).sum(axis=1)) <= accept * scale
     return BatchResult(theta, f, pg, converged, iters)
+
+
+def _restrict(g: np.ndarray, hess: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian with the held variables cut out (identity rows, zero gradient: zero step)."""
+    gm = np.where(free, g, 0.0)
+    hm = np.where(free[:, :, None] & free[:, None, :], hess, 0.0) + np.eye(5) * (~free)[:, :, None]
+    return gm, hm
 
 
 def _projected(theta: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -58,13 +58,21 @@ class BudgetMinimum:
 
 
 def group_budgets(points: FitPoints, rel_tol: float = 0.05) -> tuple[np.ndarray, np.ndarray, str]:
-    """Label each run with an isoFLOP budget; returns (labels, budget value per label, how grouped)."""
+    """Label each run with an isoFLOP budget; returns (labels, budget C per label, how grouped).
+
+    A budget's C is the geometric mean of its runs' C under the chosen FLOP convention, also when the
+    runs are grouped by their tag: the tag is in the planner's convention, and Approaches 1-3 must
+    share one C axis.
+    """
     if np.all(np.isfinite(points.budget)):
-        values, labels = np.unique(points.budget, return_inverse=True)
-        return labels, values, "budget tag (config.grid.budget)"
-    labels = group_by_log(points.c, rel_tol)
+        _, labels = np.unique(points.budget, return_inverse=True)
+        how = "budget tag (config.grid.budget)"
+    else:
+        labels = group_by_log(points.c, rel_tol)
+        how = f"C equal within {rel_tol:.0%}"
+    labels = np.asarray(labels).ravel()
     values = np.array([math.exp(np.mean(np.log(points.c[labels == g]))) for g in range(labels.max() + 1)])
-    return labels, values, f"C equal within {rel_tol:.0%}"
+    return labels, values, how
 
 
 def fit_budget(budget: float, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> BudgetMinimum:

@@ -249,7 +249,7 @@ def _column(frame: Any, name: str, path: Path, rows: np.ndarray) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ScalingError(
-            f"{path} line {rows[i]}: column {name!r} must be positive and finite, got {frame[name].iloc[i]!r}"
+            f"{path} line {rows[i]}: column {name!r} must be positive and finite, got {frame[name].iloc[i]}"
         )
     return values
 
@@ -311,6 +311,11 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         run_id = np.array([f"row{i}" for i in line], dtype=object)
 
     points = _group_rows(run_id, n, d, c, loss, budget, path, line)
+    if kind == "collect":
+        curves, note = _collect_curves(path, points["run_id"], points["n"], flops)
+        if curves is not None:
+            points["curves"] = curves
+        notes.append(note)
     return FitPoints(
         **points,
         source=str(path),
@@ -322,6 +327,44 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         skipped=skipped,
         notes=tuple(notes),
     )
+
+
+def _collect_curves(
+    path: Path, run_ids: np.ndarray, n: np.ndarray, flops: str
+) -> tuple[tuple[Curve | None, ...] | None, str]:
+    """Eval curves from the ``curves.parquet`` that ``scaling collect`` writes beside its run table."""
+    import pandas as pd
+
+    curves_path = path.with_name("curves.parquet")
+    if not curves_path.is_file():
+        return None, f"no {curves_path.name} beside the table: final points only"
+    try:
+        frame = pd.read_parquet(curves_path)
+    except (ValueError, OSError) as err:
+        raise ScalingError(f"cannot read {curves_path}: {str(err).splitlines()[0]}") from None
+    need = ["run_id", "tokens", f"flops_{flops}", "val_loss"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise ScalingError(f"{curves_path}: missing column(s) {', '.join(missing)}")
+    tokens = pd.to_numeric(frame["tokens"], errors="coerce").to_numpy(dtype=float)
+    cflops = pd.to_numeric(frame[f"flops_{flops}"], errors="coerce").to_numpy(dtype=float)
+    loss = pd.to_numeric(frame["val_loss"], errors="coerce").to_numpy(dtype=float)
+    # Step-0 evaluations (no tokens yet) and points logged without a val loss carry nothing to fit.
+    ok = np.isfinite(tokens) & (tokens > 0) & np.isfinite(cflops) & (cflops > 0) & np.isfinite(loss) & (loss > 0)
+    ids = frame["run_id"].astype(str).to_numpy(dtype=object)
+    by_run: dict[str, np.ndarray] = {}
+    for rid in np.unique(ids[ok]):
+        by_run[str(rid)] = np.flatnonzero(ok & (ids == rid))
+    out: list[Curve | None] = []
+    for rid, size in zip(run_ids, n, strict=True):
+        idx = by_run.get(str(rid))
+        if idx is None or idx.size == 0:
+            out.append(None)
+            continue
+        idx = idx[np.argsort(tokens[idx], kind="stable")]
+        out.append(Curve(str(rid), float(size), tokens[idx], cflops[idx], loss[idx]))
+    found = sum(c is not None for c in out)
+    return tuple(out), f"eval curves of {found} run(s) from {curves_path.name}"
 
 
 def _group_rows(

@@ -175,6 +175,9 @@ class FitResults:
                 "notes": list(p.notes),
             },
             "options": dict(self.options),
+            # Top level too: `scaling plan --fit` reads which parameter count N was.
+            "params": p.params,
+            "flops": p.flops,
             "at_flops": self.at_flops,
         }
         out["approach3"] = self._approach3_json()

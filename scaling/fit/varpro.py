@@ -156,11 +156,11 @@ def scan(
     alphas: np.ndarray = DEFAULT_EXPONENTS,
     betas: np.ndarray = DEFAULT_EXPONENTS,
     counts: np.ndarray | None = None,
-    *,
-    chunk: int = 128,
 ) -> ProfileScan:
-    """Profile the objective over the grid alphas x betas (cells processed in cache-sized chunks)."""
+    """Profile the objective over the grid alphas x betas (cells in chunks of ~16k cell-points: cache-sized
+    temporaries, numpy call overhead shared by many cells)."""
     tune_allocator()
+    chunk = max(32, 16000 // problem.n)
     a_grid, b_grid = np.meshgrid(alphas, betas, indexing="ij")
     al, be = a_grid.ravel(), b_grid.ravel()
     theta = np.empty((al.size, 5))

@@ -206,7 +206,7 @@ class Trainer:
             acc.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total
+        return acc.reduce(total, "mean") if acc.num_processes > 1 else total  # global-batch mean on every rank
 
     @torch.no_grad()
     def evaluate(self) -> float:

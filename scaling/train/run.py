@@ -8,6 +8,7 @@ record on disk is always complete (atomic writes).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,27 @@ def existing_status(path: Path) -> str | None:
     return str(read_record(path)["status"])
 
 
+def claim_run(ckpt_dir: Path) -> Any:
+    """An exclusive, non-blocking lock on a run, held until this process exits.
+
+    Two sweeps that share a results folder may reach the same run at once; the
+    second one skips it instead of training it twice. Only rank 0 of a
+    multi-process run takes the lock. Returns the open lock file, or None if busy.
+    """
+    import fcntl
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return True
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(ckpt_dir.parent / f"{ckpt_dir.name}.lock", "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def _accelerator(cfg: dict[str, Any]) -> Any:
     import torch
     from accelerate import Accelerator
@@ -66,6 +88,19 @@ def run_training(cfg: dict[str, Any], tracker_factory: Any = None) -> RunOutcome
     cfg = merge_wsd_budgets(cfg)
     run_id = run_id_for(cfg)
     rec_path, ckpt_dir = paths_for(cfg, run_id)
+    lock = claim_run(ckpt_dir)
+    if lock is None:
+        return RunOutcome(run_id, "skipped", rec_path, f"run {run_id} is being trained by another process (skipped)")
+    try:
+        return _train_claimed(cfg, run_id, rec_path, ckpt_dir, tracker_factory)
+    finally:
+        if hasattr(lock, "close"):
+            lock.close()
+
+
+def _train_claimed(
+    cfg: dict[str, Any], run_id: str, rec_path: Path, ckpt_dir: Path, tracker_factory: Any
+) -> RunOutcome:
     status = existing_status(rec_path)
     if status in ("finished", "diverged"):
         return RunOutcome(run_id, "skipped", rec_path, f"run {run_id} already {status}: {rec_path} (skipped)")

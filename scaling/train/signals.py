@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -97,4 +98,10 @@ class StopRequest:
         chained = self.chained_handler()
         if chained is not None:
             sig, handler = chained
+            owner = getattr(handler, "__qualname__", repr(handler))
+            print(
+                f"{signal.Signals(sig).name}: checkpoint saved; passing the signal on to {owner}",
+                file=sys.stderr,
+                flush=True,
+            )
             handler(sig, None)
