@@ -36,6 +36,15 @@ FLOP_CONVENTIONS = ("kaplan", "six_n", "exact")
 REQUIRED_KEYS = ("run_id", "status", "config", "model", "params", "tokens", "flops", "curve", "final")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def runs_dir(results_root: str | Path, experiment: str) -> Path:
     """Folder that holds one experiment's run records."""
     return Path(results_root) / experiment / "runs"
@@ -72,6 +81,7 @@ def atomic_write_json(path: str | Path, data: dict[str, Any]) -> None:
     text = json.dumps(_finite_or_none(data), indent=1, default=_json_default, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; records are meant to be shared
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()

@@ -172,7 +172,9 @@ def test_without_credentials_logs_offline_and_marks_divergence(
     outcome = _train(tmp_path, "optim.lr=1e30", "optim.grad_clip=0", "schedule.warmup_tokens=0")
     assert outcome.status == "diverged"
     (run,) = offline_runs(wandb_dir)
-    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wandb:")]
+    cap = capsys.readouterr()
+    Path("/tmp/wbt/cap.txt").write_text(cap.out + "\n=====ERR\n" + cap.err + "\n" + repr(run["summary"]))
+    (line,) = [line for line in cap.out.splitlines() if line.startswith("wandb:")]
     assert line.startswith("wandb: no W&B credentials") and line.endswith(f"wandb sync {run['dir']}")
     record = read_record(outcome.record)
     summary = run["summary"]

@@ -271,14 +271,14 @@ def _residuals(res: FitResults, plt: Any, name: str) -> Any:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.8 * len(panels), 4.2), squeeze=False, layout="constrained")
     for i, (ax, (title, r)) in enumerate(zip(axes[0], panels, strict=True)):
-        sc = ax.scatter(p.c, r, c=np.log10(p.n), cmap="viridis", s=12)
+        sc = ax.scatter(p.n, r, c=np.log10(p.c), cmap="viridis", s=12)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("C (FLOPs)")
+        ax.set_xlabel(f"N ({p.n_from})")
         if i == 0:
             ax.set_ylabel("log(predicted) - log(observed)")
         ax.set_title(f"{title}: rms {np.sqrt(np.mean(r**2)):.3g}")
-        fig.colorbar(sc, ax=ax, label="log10 N")
+        fig.colorbar(sc, ax=ax, label="log10 C (FLOPs)")
     return fig
 
 
