@@ -259,13 +259,12 @@ def collect_wandb(path: str, group: str, api: Any = None) -> tuple[list[dict[str
 
     from scaling.tracking import has_credentials
 
-    if api is None:
-        if not has_credentials():
-            raise ScalingError("no W&B credentials: set WANDB_API_KEY or run `wandb login` to collect from W&B")
-        api = wandb.Api(timeout=30)
+    if api is None and not has_credentials():
+        raise ScalingError("no W&B credentials: set WANDB_API_KEY or run `wandb login` to collect from W&B")
     runs_out: list[dict[str, Any]] = []
     curves_out: list[dict[str, Any]] = []
     try:
+        api = api or wandb.Api(timeout=30)
         for run in api.runs(path, filters={"group": group, "state": "finished"}):
             history = run.scan_history(keys=list(HISTORY_KEYS))
             rows, curve = wandb_run_to_rows(run.id, run.config, run.summary_metrics, history)

@@ -222,6 +222,36 @@ def test_resume_after_interruption_is_byte_identical(work: Path, tok, tmp_path: 
             assert (out / split / name).read_bytes() == (reference / split / name).read_bytes()
 
 
+def test_resume_refuses_a_changed_source(work: Path, tok, tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    settings = replace(settings_from_config(_cfg(work)), batch_docs=32)
+
+    def stop_after_first_shard(p: Progress) -> None:
+        if p.shards["train"] >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False, on_progress=stop_after_first_shard)
+    manifest = read_manifest(out)
+    manifest["progress"]["last_doc_hash"] = "0" * 16  # as if the document at the resume point were another
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ScalingError, match="dataset changed since the interrupted preparation"):
+        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False)
+
+
+def test_concurrent_preparers_share_one_result(work: Path, tok, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = settings_from_config(_cfg(work, max_documents=200))
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(
+            pool.map(lambda _: prepare_corpus(settings, tmp_path / "p", tokenizer=tok, progress_bar=False), [0, 1])
+        )
+    assert outs[0] == outs[1]
+    corpus = open_prepared(outs[0], verify=True)
+    assert corpus.manifest["documents_read"] == 200
+
+
 def test_caps_stop_at_a_document_boundary(work: Path, tok, tmp_path: Path) -> None:
     m = read_manifest(_prepare(work, tok, tmp_path / "docs", max_documents=50))
     assert m["documents_read"] == 50 and m["stop_reason"] == "max_documents"

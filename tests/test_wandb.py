@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,21 @@ def _set(target: dict[str, Any], item: Any) -> None:
     node[path[-1]] = json.loads(item.value_json)
 
 
-def read_offline_run(run_dir: Path) -> dict[str, Any]:
-    """Run, config, history rows, summary, metric definitions and exit code of one offline run."""
+def read_offline_run(run_dir: Path, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Run, config, history rows, summary, metric definitions and exit code of one offline run.
+
+    ``run.finish()`` returns before wandb-core has flushed the tail of an offline
+    log, so this waits (up to ``timeout_s``) for the exit record.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = _parse_offline_log(run_dir)
+        if out["exit_code"] is not None or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _parse_offline_log(run_dir: Path) -> dict[str, Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
     (log,) = run_dir.glob("run-*.wandb")
@@ -111,7 +125,7 @@ def wandb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _train(results: Path, *extra: str):
-    budget = [] if any(e.startswith("train.tokens=") for e in extra) else ["train.tokens=20000"]
+    budget = [] if any(e.startswith("train.tokens=") for e in extra) else ["train.tokens=10240"]
     cfg = compose_train(tiny_overrides(results, *budget, "logging.wandb=true", *extra))
     return run_training(cfg, tracker_factory)
 
@@ -172,9 +186,7 @@ def test_without_credentials_logs_offline_and_marks_divergence(
     outcome = _train(tmp_path, "optim.lr=1e30", "optim.grad_clip=0", "schedule.warmup_tokens=0")
     assert outcome.status == "diverged"
     (run,) = offline_runs(wandb_dir)
-    cap = capsys.readouterr()
-    Path("/tmp/wbt/cap.txt").write_text(cap.out + "\n=====ERR\n" + cap.err + "\n" + repr(run["summary"]))
-    (line,) = [line for line in cap.out.splitlines() if line.startswith("wandb:")]
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wandb:")]
     assert line.startswith("wandb: no W&B credentials") and line.endswith(f"wandb sync {run['dir']}")
     record = read_record(outcome.record)
     summary = run["summary"]
@@ -185,8 +197,8 @@ def test_without_credentials_logs_offline_and_marks_divergence(
 
 def test_interrupted_run_resumes_its_wandb_run_with_the_whole_curve(tmp_path: Path, wandb_dir: Path) -> None:
     """Same W&B id after a resume; the replay makes the last offline run complete, branches included."""
-    wsd = ["schedule=wsd", "schedule.branches=[0.5]"]
-    stopped = _train(tmp_path, *wsd, "train.interrupt_at_step=30")
+    wsd = ["schedule=wsd", "schedule.branches=[0.5]", "train.tokens=12800"]  # 25 steps, branch at ~10
+    stopped = _train(tmp_path, *wsd, "train.interrupt_at_step=18")
     assert stopped.status == "interrupted"
     (first,) = offline_runs(wandb_dir)
     assert first["summary"]["status"] == "interrupted" and first["exit_code"] != 0

@@ -3,8 +3,9 @@
 Objective (Hoffmann et al. 2022, App. D.2, exactly as refit by Besiroglu et al. 2024, arXiv 2404.10102):
 parameters (a, b, e, alpha, beta) with A = exp(a), B = exp(b), E = exp(e); the prediction is taken in log
 space, LSE(a - alpha log N, b - beta log D, e), and the objective is the SUM over points of
-Huber_delta(LSE - log L), delta = 1e-3. (The sum, not the mean: averaging divides the gradient by n and
-makes L-BFGS stop near its start, one of the issues Besiroglu et al. found in the original fit.)
+Huber_delta(LSE - log L), delta = 1e-3. (The sum, not the mean: averaging shrinks f and its gradient
+n-fold, and scipy L-BFGS-B's stopping rule, a decrease below 2.2e-9 * max(|f|, 1), absolute for f < 1,
+then halts it near its start.)
 
 Search. Epoch runs scipy L-BFGS-B from each of Hoffmann's 4500 starts (alpha, beta in {0, .5, .., 2},
 e in {-1, -.5, .., 1}, a, b in {0, 5, .., 25}) and keeps the best: ~85 s. We reach the same optimum in
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -99,6 +100,9 @@ class Approach3Fit(ChinchillaLaw):
     at_bound: bool  # a parameter sits at a bound of the search box
     n_points: int
     warnings: tuple[str, ...]
+    #: Other local optima the search met, natural parameters (a, b, e, alpha, beta), best first. Not part of
+    #: the result proper: :func:`scaling.fit.bootstrap.bootstrap_approach3` uses them as extra starts.
+    local_optima: tuple[tuple[float, ...], ...] = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -218,13 +222,19 @@ def _on_grid_edge(grid: np.ndarray) -> np.ndarray:
 
 
 def make_fit(
-    problem: HuberProblem, theta_c: np.ndarray, f: float, *, converged: bool, start_on_edge: bool
+    problem: HuberProblem,
+    theta_c: np.ndarray,
+    f: float,
+    *,
+    converged: bool,
+    start_on_edge: bool,
+    optima: np.ndarray | None = None,
 ) -> Approach3Fit:
     """Assemble an :class:`Approach3Fit` (with its warnings) from an optimum in centred coordinates."""
     nat = problem.to_natural(theta_c)
     _, g, _ = problem.evaluate(theta_c[None, :], order=1)
     free = ~(((theta_c <= LOWER + 1e-9) & (g[0] > 0)) | ((theta_c >= UPPER - 1e-9) & (g[0] < 0)))
-    grad_nat = problem.natural_gradient(theta_c, np.where(free, g[0], 0.0))
+    grad_nat = problem.natural_gradient(np.where(free, g[0], 0.0))
     at_bound = bool(np.any(theta_c <= LOWER + 1e-9) or np.any(theta_c >= UPPER - 1e-9))
     warnings: list[str] = []
     if at_bound:
@@ -238,6 +248,17 @@ def make_fit(
         warnings.append(f"optimiser did not converge (gradient norm {float(np.linalg.norm(grad_nat)):.3g})")
     if start_on_edge:
         warnings.append("best start lay on the edge of the start grid: the optimum may lie beyond it")
+    # A term that stays below 0.1% of the loss at every point is not identified by the data: any smaller
+    # coefficient (with any exponent) fits as well, so its parameters mean nothing.
+    loss = np.exp(problem.log_loss)
+    terms = {
+        "N-term A/N^alpha": np.exp(theta_c[0] - theta_c[3] * problem.x),
+        "D-term B/D^beta": np.exp(theta_c[1] - theta_c[4] * problem.y),
+        "E": np.full(problem.n, np.exp(theta_c[2])),
+    }
+    for label, term in terms.items():
+        if np.max(term / loss) < 1e-3:
+            warnings.append(f"the {label} is below 0.1% of the loss at every point: it is not identified by the data")
     if problem.n < 2 * N_PARAMS:
         warnings.append(f"only {problem.n} points for {N_PARAMS} parameters: the fit is barely determined")
     return Approach3Fit(
@@ -253,6 +274,7 @@ def make_fit(
         at_bound=at_bound,
         n_points=problem.n,
         warnings=tuple(warnings),
+        local_optima=tuple(tuple(map(float, row)) for row in problem.to_natural(optima)) if optima is not None else (),
     )
 
 
@@ -288,7 +310,14 @@ def fit_approach3_detailed(
     n_arr, d_arr, l_arr = validate_points(N, D, loss)
     problem = HuberProblem.from_data(n_arr, d_arr, l_arr, delta)
     res = search(problem, start_grid)
-    fit = make_fit(problem, res.theta, res.f, converged=res.converged, start_on_edge=res.start_on_edge)
+    fit = make_fit(
+        problem,
+        res.theta,
+        res.f,
+        converged=res.converged,
+        start_on_edge=res.start_on_edge,
+        optima=res.optima[1:] if res.optima.shape[0] > 1 else None,
+    )
     return fit, res
 
 

@@ -1,4 +1,4 @@
-"""Bootstrap uncertainty for Chinchilla Approach 3 (Besiroglu et al. 2024, Sec. 3: 4000 resamples).
+"""Bootstrap uncertainty for Chinchilla Approach 3 (as in Besiroglu et al. 2024: 4000 resamples).
 
 Each resample draws runs with replacement and refits the law. A resample is just a vector of integer
 multiplicities (counts) on the original points, and the summed-Huber objective with counts is
@@ -7,20 +7,22 @@ lets :func:`scaling.fit.huber.minimise_batch` refit all of them together, vector
 
 Starts: every resample is refitted from the point optimum (warm start: a resample's optimum is a small
 perturbation of it) and, for resilience, from up to two further distinct local optima that the global
-search of the point fit met (other basins of the same landscape). Any resample whose best refit did not
-converge or ended on a bound of the search box is refitted from scratch by the full global search
-("rescue"), so a resample cannot silently stay stuck where the warm start left it.
+search of the point fit met (other basins of the same landscape, carried by
+:attr:`Approach3Fit.local_optima`). Any resample whose best refit did not converge or ended on a
+bound of the search box is refitted from scratch by the full global search ("rescue"). Whether warm
+starts can miss a better basin is checked empirically: tests/test_epoch_refit.py and
+scripts/bench_fit.py re-search random resamples globally and find nothing better.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.approach3 import Approach3Fit, ChinchillaLaw, fit_approach3_detailed, search, validate_points
+from scaling.fit.approach3 import Approach3Fit, ChinchillaLaw, fit_approach3, search, validate_points
 from scaling.fit.huber import LOWER, UPPER, HuberProblem, minimise_batch
 
 COLUMNS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
@@ -43,7 +45,6 @@ class BootstrapResult:
     n_rescued: int  # resamples refitted by the full global search
     seed: int
     n_groups: int
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def n_boot(self) -> int:
@@ -128,16 +129,13 @@ def bootstrap_approach3(
     n_groups = int(np.unique(group_arr).size)
     if n_groups < 2:
         raise ScalingError("bootstrap needs at least 2 distinct runs (groups) to resample")
-    fit, res = fit_approach3_detailed(n_arr, d_arr, l_arr, delta=delta)
     problem = HuberProblem.from_data(n_arr, d_arr, l_arr, delta)
-    if point_fit is not None:
-        start = problem.to_centred(
-            np.array([np.log(point_fit.A), np.log(point_fit.B), np.log(point_fit.E), point_fit.alpha, point_fit.beta])
-        )
-        fit = point_fit
-    else:
-        start = res.theta
-    extra = [t for t in res.optima if np.max(np.abs(t - start)) >= 1e-4][:N_EXTRA_STARTS]
+    if point_fit is None:
+        point_fit = fit_approach3(n_arr, d_arr, l_arr, delta=delta)
+    fit = point_fit
+    start = problem.to_centred(np.array([np.log(fit.A), np.log(fit.B), np.log(fit.E), fit.alpha, fit.beta]))
+    others = problem.to_centred(np.array(fit.local_optima, dtype=float).reshape(-1, 5))
+    extra = [t for t in others if np.max(np.abs(t - start)) >= 1e-4][:N_EXTRA_STARTS]
     starts = np.vstack([start, *extra])
     rng = np.random.default_rng(seed)
     counts = resample_counts(group_arr, n_boot, rng)
