@@ -17,10 +17,11 @@ What a run logs (see README, "Weights & Biases"):
   the branch, x-axis ``wsd/tokens``). ``scaling collect --wandb`` expands them.
 
 The W&B run id is the run id, with ``resume="allow"``, so a resumed run continues
-its W&B run. Offline mode cannot resume (W&B ignores ``resume`` offline, and
-``wandb sync`` of a later offline directory of the same id replaces the earlier
-one), so a resumed run replays the curve of its on-disk record first: the last
-offline directory of a run always holds the whole curve.
+its W&B run. Offline mode cannot resume (W&B ignores ``resume`` offline and a
+resumed attempt writes a second offline directory of the same id, which older
+``wandb sync`` versions let replace the first, wandb/wandb#3841), so a resumed run
+replays the curve of its on-disk record first: the last offline directory of a
+run always holds the whole curve.
 
 Without credentials (``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE`` or a netrc
 entry for the W&B host) and no ``WANDB_MODE``, runs are logged offline for a later
@@ -44,6 +45,7 @@ from scaling.collect import RESULT_COLUMNS, record_to_row
 
 DEFAULT_HOST = "https://api.wandb.ai"
 OFF_MODES = ("disabled",)
+ENV_MODES = {"dryrun": "offline", "run": "online"}  # legacy WANDB_MODE spellings
 CURVE_AXES = ("tokens", "flops_exact", "flops_six_n", "flops_kaplan")
 CURVE_METRICS = ("val_loss", "train_loss", "lr", "step")
 BRANCH_PREFIX = "wsd"
@@ -83,7 +85,11 @@ def has_credentials(env: Mapping[str, str] | None = None) -> bool:
 
 
 def wandb_mode(logging_cfg: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str | None:
-    """``None`` (W&B off), ``"offline"`` (no credentials) or ``"env"`` (let ``WANDB_MODE`` / online decide)."""
+    """The ``mode`` for ``wandb.init``: None (W&B off), ``"online"``, ``"offline"`` (or ``"shared"``).
+
+    ``WANDB_MODE`` wins when set; without it, no credentials means offline. The
+    environment is read for every run, since wandb itself reads it once per process.
+    """
     env = os.environ if env is None else env
     enabled = logging_cfg.get("wandb", True)
     if enabled is False or str(enabled).lower() in ("false", "0", "no", "off"):
@@ -92,8 +98,8 @@ def wandb_mode(logging_cfg: Mapping[str, Any], env: Mapping[str, str] | None = N
     if mode in OFF_MODES or env.get("WANDB_DISABLED", "").lower() in ("true", "1"):
         return None
     if mode:
-        return "env"
-    return "env" if has_credentials(env) else "offline"
+        return ENV_MODES.get(mode, mode)
+    return "online" if has_credentials(env) else "offline"
 
 
 # -- what is logged -----------------------------------------------------------------------
@@ -288,6 +294,11 @@ def _init(cfg: Mapping[str, Any], run_id: str, spec: Any, mode: str) -> Any:
     tags = [family, size_tag(spec.params.non_embedding), *[str(t) for t in logging_cfg.get("tags") or []]]
     config = {**cfg, "run_id": run_id, "derived": derived_config(spec)}
     offline = mode == "offline"
+    # Passed every time: wandb reads $WANDB_DIR only once per process. Created first, or
+    # wandb warns that a missing folder is no git root.
+    wandb_dir = logging_cfg.get("dir") or os.environ.get("WANDB_DIR") or None
+    if wandb_dir:
+        Path(wandb_dir).mkdir(parents=True, exist_ok=True)
     return wandb.init(
         project=logging_cfg.get("project") or "scaling",
         entity=logging_cfg.get("entity") or None,
@@ -298,9 +309,8 @@ def _init(cfg: Mapping[str, Any], run_id: str, spec: Any, mode: str) -> Any:
         resume="allow",
         tags=list(dict.fromkeys(tags)),
         config=config,
-        # Passed every time: wandb reads $WANDB_DIR only once per process.
-        dir=logging_cfg.get("dir") or os.environ.get("WANDB_DIR") or None,
-        mode="offline" if offline else None,
+        dir=wandb_dir,
+        mode=mode,
         reinit="finish_previous",  # a run that crashed without finish() must not swallow this one
         # Offline, our one line replaces W&B's banner; online, W&B still prints the run URL.
         settings=wandb.Settings(silent=True) if offline else wandb.Settings(quiet=True),
@@ -338,7 +348,8 @@ def tracker_factory(cfg: dict[str, Any], run_id: str, spec: Any) -> WandbTracker
         _online_failed = True
         return tracker_factory(cfg, run_id, spec)
     if run.offline:
-        why = "no W&B credentials, " if mode == "offline" and not _online_failed else ""
+        auto = not os.environ.get("WANDB_MODE") and not _online_failed
+        why = "no W&B credentials, " if auto else ""
         print(f"wandb: {why}offline run {run.name} in {run.sync_dir}; upload it with: wandb sync {run.sync_dir}")
     tracker = WandbTracker(run, cfg, run_id)
     tracker.replay()

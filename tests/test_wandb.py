@@ -223,8 +223,9 @@ def test_interrupted_run_resumes_its_wandb_run_with_the_whole_curve(tmp_path: Pa
 def test_wandb_is_off_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert wandb_mode({"wandb": False}, {}) is None
     assert wandb_mode({"wandb": True}, {"WANDB_MODE": "disabled", "WANDB_API_KEY": "k"}) is None
-    assert wandb_mode({"wandb": True}, {"WANDB_MODE": "offline"}) == "env"
-    assert wandb_mode({"wandb": True}, {"WANDB_API_KEY": "k"}) == "env"
+    assert wandb_mode({"wandb": True}, {"WANDB_MODE": "offline", "WANDB_API_KEY": "k"}) == "offline"
+    assert wandb_mode({"wandb": True}, {"WANDB_MODE": "dryrun"}) == "offline"
+    assert wandb_mode({"wandb": True}, {"WANDB_API_KEY": "k"}) == "online"
     assert wandb_mode({"wandb": True}, {"NETRC": str(tmp_path / "none")}) == "offline"
     cfg = compose_train(tiny_overrides(tmp_path))  # the tiny overrides set logging.wandb=false
     assert tracker_factory(cfg, "x", None) is None
