@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "fit": "scaling.fit.cli",
     "collect": "scaling.collect",
     "prepare": "scaling.data.prepare",
+    "compare": "scaling.compare",
 }
 
 

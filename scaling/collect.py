@@ -149,7 +149,7 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     final, throughput, corpus = record.get("final") or {}, record.get("throughput") or {}, record.get("corpus") or {}
     row: dict[str, Any] = {
         "run_id": record["run_id"],
-        "experiment": record.get("experiment", _get(record, "config", "experiment")),
+        "experiment": record.get("experiment", _get(record, "config", "experiment_name")),
         "status": record["status"],
         **{k: model.get(k) for k in ("family", "d_model", "n_layers", "n_heads", "d_ff", "context", "vocab_size")},
         "tie_embeddings": model.get("tie_embeddings"),
@@ -235,7 +235,7 @@ def wandb_run_to_rows(
     row: dict[str, Any] = {c: derived.get(c) for c in STATIC_COLUMNS}
     row.update({c: summary[c] for c in RESULT_COLUMNS if summary.get(c) is not None})
     row["run_id"] = summary.get("run_id") or run_id
-    row["experiment"] = config.get("experiment")
+    row["experiment"] = config.get("experiment_name")
     row["seed"] = config.get("seed")
     row.setdefault("status", "finished")
     rows = [{c: row.get(c) for c in COLUMNS}]

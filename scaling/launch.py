@@ -9,6 +9,8 @@ process before the sweeper and the launcher are even built:
 * without ``sbatch`` on the PATH the plugin would die deep inside submitit with a
   traceback about ``srun``; here the sweep stops with one line naming the cause,
   and nothing is submitted;
+* a partition the cluster does not have fails the same way (sbatch's own message
+  would come wrapped in a traceback);
 * a head process that itself runs inside a SLURM job (``slurm/sweep.sbatch``, an
   ``salloc`` shell) would pass that job's ``SLURM_*`` variables on to every job it
   submits, and ``srun`` in those jobs then fails (e.g. on conflicting
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +51,23 @@ def slurm_missing_message(missing: Sequence[str]) -> str:
     )
 
 
+def unknown_partitions(requested: str | None) -> list[str]:
+    """Partitions in ``requested`` (comma-separated) that ``sinfo`` does not list.
+
+    Empty when nothing was requested or sinfo cannot answer (then sbatch will judge).
+    """
+    if not requested:
+        return []
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    known = {line.strip() for line in out.stdout.splitlines() if line.strip()}
+    if out.returncode != 0 or not known:
+        return []
+    return [p for p in (part.strip() for part in str(requested).split(",")) if p and p not in known]
+
+
 def forget_enclosing_job() -> list[str]:
     """Drop the current SLURM job's variables from this process's environment; return their names."""
     names = [k for k in os.environ if k.startswith(_JOB_ENV_PREFIXES) and k not in _KEEP]
@@ -63,6 +83,15 @@ class SlurmPreflight(Callback):
         missing = missing_slurm_commands()
         if missing:
             print(f"error: {slurm_missing_message(missing)}", file=sys.stderr, flush=True)
+            sys.exit(USER_ERROR_EXIT)
+        unknown = unknown_partitions(config.hydra.launcher.get("partition"))
+        if unknown:
+            print(
+                f"error: hydra.launcher.partition: no partition {', '.join(unknown)} on this cluster "
+                "(`sinfo -s` lists them); nothing was submitted",
+                file=sys.stderr,
+                flush=True,
+            )
             sys.exit(USER_ERROR_EXIT)
         if os.environ.get("SLURM_JOB_ID"):
             forget_enclosing_job()

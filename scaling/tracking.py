@@ -302,7 +302,7 @@ def _init(cfg: Mapping[str, Any], run_id: str, spec: Any, mode: str) -> Any:
     return wandb.init(
         project=logging_cfg.get("project") or "scaling",
         entity=logging_cfg.get("entity") or None,
-        group=str(logging_cfg.get("group") or cfg.get("experiment") or "default"),
+        group=str(logging_cfg.get("group") or cfg.get("experiment_name") or "default"),
         job_type="train",
         name=f"{family}-{size_tag(spec.params.non_embedding)[2:]}-{run_id}",
         id=run_id,
@@ -320,6 +320,15 @@ def _init(cfg: Mapping[str, Any], run_id: str, spec: Any, mode: str) -> Any:
 # Set when W&B could not start online in this process: later runs (a Hydra sweep) go offline
 # at once instead of waiting for the same network timeout again.
 _online_failed = False
+
+
+def _teardown() -> None:
+    import wandb
+
+    try:
+        wandb.teardown()
+    except Exception as err:
+        _warn(f"wandb.teardown failed: {_first_line(err)}")
 
 
 def _first_line(err: BaseException) -> str:
@@ -346,6 +355,7 @@ def tracker_factory(cfg: dict[str, Any], run_id: str, spec: Any) -> WandbTracker
             return None
         _warn(f"could not start W&B online ({_first_line(err)}); logging offline")
         _online_failed = True
+        _teardown()  # the failed run keeps its id registered: "run ID ... is in use"
         return tracker_factory(cfg, run_id, spec)
     if run.offline:
         auto = not os.environ.get("WANDB_MODE") and not _online_failed

@@ -47,7 +47,14 @@ def chinchilla_csv(shared_data: Path) -> Path:
 # exercised by the README command and the demo).
 TINY_DATA = ["data.max_bytes=2000000", "data.vocab_size=512", "data.bpe_train_bytes=1e6"]
 TINY_MODEL = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.context=64"]
-TINY_TRAIN = ["train.batch_size=8", "train.eval_tokens=4096", "train.eval_points=6", "train.log_every=2", "logging.wandb=false", "logging.progress=false"]
+TINY_TRAIN = [
+    "train.batch_size=8",
+    "train.eval_tokens=4096",
+    "train.eval_points=6",
+    "train.log_every=2",
+    "logging.wandb=false",
+    "logging.progress=false",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -35,7 +35,8 @@ def _cluster_problem() -> str | None:
         return f"SLURM commands missing: {', '.join(missing)}"
     ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=60)
     if "UP" not in ping.stdout:
-        return f"slurmctld does not answer ({(ping.stdout + ping.stderr).strip()})"
+        first = ((ping.stdout + ping.stderr).strip().splitlines() or ["no answer"])[0]
+        return f"slurmctld does not answer ({first})"
     states = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%T"], capture_output=True, text=True, timeout=60)
     if not any(s.strip().startswith(READY_STATES) for s in states.stdout.splitlines()):
         return f"no node of partition {PARTITION} takes jobs ({states.stdout.strip() or states.stderr.strip()})"
@@ -240,4 +241,23 @@ def test_slurm_launcher_without_sbatch_fails_in_one_line(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "sbatch" in errors[0] and "nothing was submitted" in errors[0], done.stderr
+    assert not sweep_dir.exists() and not results.exists()
+
+
+@pytest.mark.slurm
+def test_unknown_partition_fails_in_one_line(tmp_path: Path, slurm_cluster: None) -> None:
+    sweep_dir, results = tmp_path / "multirun", tmp_path / "results"
+    done = subprocess.run(
+        _sweep_command(
+            results, sweep_dir, "train.tokens=10000", "seed=0,1", "hydra.launcher.partition=nosuchpartition"
+        ),
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no partition nosuchpartition" in errors[0], done.stderr
     assert not sweep_dir.exists() and not results.exists()

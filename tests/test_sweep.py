@@ -57,19 +57,38 @@ def test_budget_below_one_batch_fails_before_any_training(tmp_path: Path) -> Non
 def test_isoflop_point_spends_the_budget(tmp_path: Path, convention: str) -> None:
     budget = 3e11
     cfg = compose_train(
-        tiny_overrides(tmp_path, "grid.kind=isoflop", f"train.flops={budget}", f"train.flops_convention={convention}", "grid.offset=1")
+        tiny_overrides(
+            tmp_path,
+            "grid.kind=isoflop",
+            f"train.flops={budget}",
+            f"train.flops_convention={convention}",
+            "grid.offset=1",
+        )
     )
     spec = resolve_spec(cfg, 512)
     spent = getattr(spec.flops_per_token, convention) * spec.tokens
     one_batch = getattr(spec.flops_per_token, convention) * spec.tokens_per_step
     assert abs(spent - budget) <= one_batch / 2
-    smaller = resolve_spec(compose_train(tiny_overrides(tmp_path, "grid.kind=isoflop", f"train.flops={budget}", f"train.flops_convention={convention}", "grid.offset=0")), 512)
+    smaller = resolve_spec(
+        compose_train(
+            tiny_overrides(
+                tmp_path,
+                "grid.kind=isoflop",
+                f"train.flops={budget}",
+                f"train.flops_convention={convention}",
+                "grid.offset=0",
+            )
+        ),
+        512,
+    )
     assert smaller.params.with_head < spec.params.with_head
 
 
 def test_wsd_branch_equals_a_dedicated_wsd_run(tmp_path: Path) -> None:
     common = ["schedule=wsd", "schedule.warmup_tokens=2048", "schedule.cooldown_frac=0.25"]
-    branched = run_training(compose_train(tiny_overrides(tmp_path / "a", "train.tokens=32768", "schedule.branches=[0.5]", *common)))
+    branched = run_training(
+        compose_train(tiny_overrides(tmp_path / "a", "train.tokens=32768", "schedule.branches=[0.5]", *common))
+    )
     assert branched.status == "finished"
     records = load_records(tmp_path / "a")
     assert len(records) == 2
@@ -88,7 +107,11 @@ def test_wsd_branch_equals_a_dedicated_wsd_run(tmp_path: Path) -> None:
 
 def test_wsd_budgets_of_one_size_share_one_run(tmp_path: Path) -> None:
     base = ["schedule=wsd", "schedule.warmup_tokens=2048", "grid.tokens_per_param=[0.1,0.2]"]
-    first = run_training(compose_train(tiny_overrides(tmp_path, "train.tokens=null", "train.tokens_per_param=0.1", *base)))
-    second = run_training(compose_train(tiny_overrides(tmp_path, "train.tokens=null", "train.tokens_per_param=0.2", *base)))
+    first = run_training(
+        compose_train(tiny_overrides(tmp_path, "train.tokens=null", "train.tokens_per_param=0.1", *base))
+    )
+    second = run_training(
+        compose_train(tiny_overrides(tmp_path, "train.tokens=null", "train.tokens_per_param=0.2", *base))
+    )
     assert first.status == "finished" and second.status == "skipped" and first.run_id == second.run_id
     assert len(load_records(tmp_path)) == 2

@@ -21,7 +21,26 @@ def local_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A Parquet file of 400 synthetic documents and a BPE trained on them."""
     root = tmp_path_factory.mktemp("hfcorpus")
     rng = random.Random(0)
-    words = "the a cat dog sat on mat ran far away big small red blue tree house river stone".split()
+    words = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "sat",
+        "on",
+        "mat",
+        "ran",
+        "far",
+        "away",
+        "big",
+        "small",
+        "red",
+        "blue",
+        "tree",
+        "house",
+        "river",
+        "stone",
+    ]
     docs = [" ".join(rng.choice(words) for _ in range(rng.randint(30, 120))) for _ in range(400)]
     pq.write_table(pa.table({"text": docs, "id": list(range(len(docs)))}), root / "docs.parquet")
     train_bpe(docs, 300, root / "tok")
@@ -60,6 +79,8 @@ def test_budget_beyond_the_data_needs_allow_repeat(tmp_path: Path, local_corpus)
     cfg = compose_train(_overrides(tmp_path, local_corpus, "train.tokens=60000"))
     with pytest.raises(ScalingError, match="data.allow_repeat=true"):
         run_training(cfg)
-    outcome = run_training(compose_train(_overrides(tmp_path, local_corpus, "train.tokens=60000", "data.allow_repeat=true")))
+    outcome = run_training(
+        compose_train(_overrides(tmp_path, local_corpus, "train.tokens=60000", "data.allow_repeat=true"))
+    )
     assert outcome.status == "finished"
     assert read_record(outcome.record)["training"]["epochs"] > 1

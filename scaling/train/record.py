@@ -57,7 +57,7 @@ def build_record(
     record: dict[str, Any] = {
         "run_id": run_id,
         "status": status,
-        "experiment": cfg.get("experiment", "default"),
+        "experiment": cfg.get("experiment_name", "default"),
         "config": cfg,
         "model": {"family": spec.shape.family, **spec.shape.as_dict()},
         "params": spec.params.as_dict(),

@@ -30,7 +30,7 @@ class RunOutcome:
 def paths_for(cfg: dict[str, Any], run_id: str) -> tuple[Path, Path]:
     """(record path, checkpoint folder) of a run."""
     results = Path(cfg.get("paths", {}).get("results", "results"))
-    experiment = str(cfg.get("experiment", "default"))
+    experiment = str(cfg.get("experiment_name", "default"))
     ckpt_root = cfg.get("paths", {}).get("checkpoints") or results / experiment / "ckpt"
     return record_path(results, experiment, run_id), Path(ckpt_root) / run_id
 
@@ -192,6 +192,10 @@ def _train_claimed(
         if tracker:
             tracker.finish(None, exit_code=1)
         return RunOutcome(run_id, "diverged", rec_path, f"run {run_id} diverged: {err}", exit_code=1)
+    except BaseException:
+        if tracker:  # an unexpected failure (e.g. out of memory) still closes the W&B run
+            tracker.finish(None, exit_code=1)
+        raise
     final = results[-1]
     trainer.save()  # the final model, loadable with from_pretrained
     full = record("finished", final.curve, spec.steps, final=final.final)
