@@ -154,6 +154,7 @@ def test_sweep_runs_as_a_slurm_job_array(tmp_path: Path, slurm_cluster: None, wa
     assert {t["ArrayJobId"] for t in tasks} == {array_id}
     assert {t["JobState"] for t in tasks} == {"COMPLETED"}
     assert {t["Partition"] for t in tasks} == {PARTITION}
+    assert {t["JobName"] for t in tasks} == {"scaling-default"}  # the preset's name: scaling-<experiment_name>
 
 
 @pytest.mark.slurm
