@@ -8,6 +8,18 @@ out=results/demo
 start=$(date +%s)
 scaling-train -m +experiment=demo "$@"
 scaling fit "$out" --bootstrap 1000 --json "$out/fit.json" --plots "$out/figures" | tee "$out/fit.txt"
+# The compute-optimal recommendation at 10x the largest budget, from the fitted law and its bootstrap.
+cstar=$(python3 -c "import json; print(json.load(open('$out/fit.json'))['at_flops'])")
+scaling plan --fit "$out/fit.json" --flops "$cstar" --family llama --vocab-size 512 --context 64 | tee "$out/plan.txt"
+python3 - "$out/fit.json" <<'PY'
+import json, sys
+a3 = json.load(open(sys.argv[1]))["approach3"]
+ci = a3.get("ci95", {})
+def rng(k):
+    return f" [95% CI {ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""
+print(f"Recommendation at C = {a3['at_flops']:.3g} FLOPs (10x the largest demo budget): N = {a3['N_opt']:.4g} parameters"
+      f"{rng('N_opt')}, D = {a3['D_opt']:.4g} tokens, predicted loss {a3['loss_opt']:.4f}{rng('loss_opt')}")
+PY
 end=$(date +%s)
 {
   echo "command: bash scripts/run_demo.sh $*"

@@ -280,11 +280,13 @@ class FittedLaw:
         """95% percentile intervals of N_opt, D_opt, tokens/param and loss at ``flops`` over the samples."""
         if self.samples is None or len(self.samples) < 2:
             return None
-        n, d = optimal_allocation(self.samples, flops)
-        e, a, b, alpha, beta = (self.samples[:, i] for i in range(5))
-        loss = e + a / n**alpha + b / d**beta
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # extreme replicates become inf: dropped below
+            n, d = optimal_allocation(self.samples, flops)
+            e, a, b, alpha, beta = (self.samples[:, i] for i in range(5))
+            loss = e + a / n**alpha + b / d**beta
+            ratio = d / n
         out = {}
-        for key, values in (("n", n), ("d", d), ("tokens_per_param", d / n), ("loss", loss)):
+        for key, values in (("n", n), ("d", d), ("tokens_per_param", ratio), ("loss", loss)):
             finite = values[np.isfinite(values)]
             if len(finite) < 2:
                 return None
