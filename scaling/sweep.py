@@ -110,7 +110,7 @@ class SweepProgress(Callback):
 
         try:
             num = int(HydraConfig.get().job.num)
-        except (ValueError, AttributeError):
+        except Exception:  # a single run (not -m) has no job number: nothing to report
             return
         self.job_started = time.time()
         of = f"/{self.total}" if self.total else ""

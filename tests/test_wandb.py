@@ -151,7 +151,7 @@ def test_two_runs_in_one_process_log_two_offline_runs(
         assert run["project"] == "scaling" and run["job_type"] == "train"
         assert family in run["tags"] and size_tag(record["params"]["non_embedding"]) in run["tags"]
         # Config: the resolved Hydra config plus what was derived from it.
-        assert run["config"]["model"]["family"] == family and run["config"]["experiment"] == record["experiment"]
+        assert run["config"]["model"]["family"] == family and run["config"]["experiment_name"] == record["experiment"]
         assert run["config"]["derived"]["N_with_head"] == record["params"]["with_head"]
         assert run["config"]["derived"]["d_ff"] == record["model"]["d_ff"]
         # Curve: every eval point, with tokens and FLOPs as x-axes.
@@ -174,7 +174,7 @@ def test_two_runs_in_one_process_log_two_offline_runs(
         assert run["exit_code"] == 0
     assert "demo" in runs[1]["tags"] and "demo" not in runs[0]["tags"]
     # logging.group names the W&B group; it defaults to the experiment.
-    assert runs[0]["group"] == "wbtest" and runs[1]["group"] == "default" == runs[1]["config"]["experiment"]
+    assert runs[0]["group"] == "wbtest" and runs[1]["group"] == "default" == runs[1]["config"]["experiment_name"]
 
 
 def test_without_credentials_logs_offline_and_marks_divergence(
