@@ -280,7 +280,8 @@ class FittedLaw:
         """95% percentile intervals of N_opt, D_opt, tokens/param and loss at ``flops`` over the samples."""
         if self.samples is None or len(self.samples) < 2:
             return None
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # extreme replicates become inf: dropped below
+        # Extreme replicates overflow to inf; they are dropped below.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             n, d = optimal_allocation(self.samples, flops)
             e, a, b, alpha, beta = (self.samples[:, i] for i in range(5))
             loss = e + a / n**alpha + b / d**beta
