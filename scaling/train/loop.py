@@ -66,12 +66,23 @@ class LoopState:
 
 
 def _device_batch(windows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets on ``device`` from one transfer of the ``context + 1`` windows.
+
+    On CUDA the copy is from pinned memory and non-blocking, so the host queues the step's
+    kernels without waiting for the transfer (no host synchronisation in the hot loop).
+    """
     t = torch.from_numpy(windows)
     t = t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
     return t[:, :-1], t[:, 1:]
 
 
 def _loss(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy, from the logits and the already shifted targets.
+
+    The ``labels=`` path of ``transformers`` would pad and shift a copy of the labels and
+    drop the last position; the windows here already hold ``context + 1`` tokens, so every
+    position has its target. The upcast keeps the softmax in fp32 under bf16 autocast.
+    """
     logits = model(input_ids=x).logits
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
 
@@ -125,11 +136,14 @@ class Trainer:
             {"params": no_decay, "weight_decay": 0.0},
         ]
         betas = tuple(float(b) for b in optim_cfg.get("betas", (0.9, 0.95)))
-        fused = optim_cfg.get("fused", "auto")
-        use_fused = torch.cuda.is_available() if fused == "auto" else bool(fused)
-        return torch.optim.AdamW(
-            groups, lr=self.spec.lr, betas=betas, eps=float(optim_cfg.get("eps", 1e-8)), fused=use_fused or None
-        )
+        # One fused kernel for all tensors where torch has one (CUDA, and the CPU since
+        # torch 2.4): the default per-tensor loop dominates the step of small models.
+        from scaling.train.speed import adamw_kwargs, fused_adamw_supported
+
+        impl = adamw_kwargs(self.acc.device.type, optim_cfg.get("fused", "auto"))
+        if impl.get("fused") and not all(fused_adamw_supported(p.device.type) for p in model.parameters()):
+            model.to(self.acc.device)  # torch < 2.4 has no CPU kernel to validate against; prepare() moves it anyway
+        return torch.optim.AdamW(groups, lr=self.spec.lr, betas=betas, eps=float(optim_cfg.get("eps", 1e-8)), **impl)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -191,21 +205,38 @@ class Trainer:
         per_rank = spec.batch_size // acc.num_processes
         mine = offsets[acc.process_index * per_rank : (acc.process_index + 1) * per_rank]
         self._set_lr(schedule.lr_at(step))
-        self.model.train()
-        total = torch.zeros((), device=acc.device)
+        if not self.model.training:  # evaluate() left it in eval mode; .train() walks every module
+            self.model.train()
+        # Where accelerate's wrappers would only forward to torch (no loss scaler, plain or DDP
+        # processes), call torch directly: its optimizer wrapper probes the file system for an
+        # optional package twice per step and inspects signatures, which costs small models ~1 ms.
+        from scaling.train.speed import plain_torch_step
+
+        plain = plain_torch_step(acc)
+        optimizer = self.optimizer.optimizer if plain and hasattr(self.optimizer, "optimizer") else self.optimizer
+        total: torch.Tensor | None = None
         for micro in range(spec.grad_accum):
             chunk = mine[micro * spec.micro_batch_size : (micro + 1) * spec.micro_batch_size]
             x, y = _device_batch(gather_windows(self.corpus.train, chunk, spec.context), acc.device)
             last = micro == spec.grad_accum - 1
             ctx = acc.no_sync(self.model) if not last else _null()
             with ctx, acc.autocast():
-                loss = _loss(self.model, x, y) / spec.grad_accum
-            acc.backward(loss)
-            total += loss.detach()
+                loss = _loss(self.model, x, y)
+                if spec.grad_accum > 1:
+                    loss = loss / spec.grad_accum
+            if plain:
+                loss.backward()
+            else:
+                acc.backward(loss)
+            total = loss.detach() if total is None else total + loss.detach()
         if self.grad_clip > 0:
-            acc.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            if plain:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            else:
+                acc.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        assert total is not None
         return acc.reduce(total, "mean") if acc.num_processes > 1 else total  # global-batch mean on every rank
 
     @torch.no_grad()
