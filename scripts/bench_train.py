@@ -99,7 +99,7 @@ def packed_ladder(device: str) -> list[Case]:
             "train.batch_size=32",
         )
 
-    return [Case("~1M", gpt2(128, 4)), Case("~2M", gpt2(192, 4)), Case("~3M", gpt2(256, 4)), Case("~5M", gpt2(256, 6))]
+    return [Case("~1M", gpt2(128, 4)), Case("~2M", gpt2(192, 4)), Case("~3M", gpt2(256, 4)), Case("~4M", gpt2(256, 5))]
 
 
 def demo_ladder() -> list[Case]:

@@ -110,6 +110,9 @@ def _train_claimed(
     corpus = load_corpus(cfg["data"], cfg.get("paths", {}).get("cache"))
     accelerator = _accelerator(cfg)
     world = accelerator.num_processes
+    from scaling.train.speed import cpu_threads
+
+    cpu_threads(cfg["train"].get("threads", "auto"), accelerator.device.type)  # one thread on a CPU unless told
 
     from scaling.train.spec import resolve_spec
 

@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from typing import Any
 
 # Top-level groups and dotted keys that never affect the trained model or its data.
-EXCLUDED = ("paths", "logging", "checkpoint", "hydra", "train.device", "train.interrupt_at_step", "train.compile")
+EXCLUDED = (
+    "paths",
+    "logging",
+    "checkpoint",
+    "hydra",
+    "train.device",
+    "train.interrupt_at_step",
+    "train.compile",
+    "train.threads",
+)
 
 
 def _strip(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

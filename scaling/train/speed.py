@@ -222,8 +222,8 @@ def cpu_threads(setting: Any = "auto", device_type: str = "cpu") -> int | None:
     Why one: the ops of small models are too small to gain much from intra-op threads, and
     a multi-threaded step waits at every parallel region for its slowest thread, so any
     other busy process on the machine stalls it (measured on the 2-core demo machine: the
-    demo sweep took 2.9x as long with torch's default 2 threads as with 1; README,
-    "Throughput"). Several single-thread runs side by side (hydra/launcher=packed) use the
+    demo sweep took about 3x as long with torch's default 2 threads as with 1, with
+    identical losses; README, "Throughput"). Several single-thread runs side by side (hydra/launcher=packed) use the
     cores instead. ``torch`` (or null) keeps torch's default; an integer sets that count.
     Runs on a GPU are left alone.
     """
