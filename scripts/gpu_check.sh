@@ -6,6 +6,7 @@
 #
 # Stages (each one fits a 10-minute device call; `setup` is cheap, start every call with it):
 #   setup        install .whl/*.whl into /tmp/site and this checkout (editable, no deps); results/gpu/env.txt
+#   syncs        synchronising CUDA calls in 5 warm training steps (sync debug mode) -> results/gpu/syncs.txt
 #   bench        scripts/bench_train.py on the GPU ladder (~1M, 10M, 50M, 124M): tokens/s, exact FLOP/s,
 #                MFU against the table peak and the measured bf16 matmul peak -> results/gpu/bench_train.txt
 #   packed       k = 4 and 8 (PACKED_KS) concurrent training processes of <= 5M-parameter models against the same runs
@@ -17,7 +18,7 @@
 #   all          every stage above in order (longer than one device call: use it on a machine of your own)
 #
 # With the device tool (carry [".whl"]), one call each (about 5-9 minutes each; packed_mps is optional):
-#   bash scripts/gpu_check.sh setup bench
+#   bash scripts/gpu_check.sh setup syncs bench
 #   bash scripts/gpu_check.sh setup packed
 #   bash scripts/gpu_check.sh setup sweep_seq
 #   bash scripts/gpu_check.sh setup sweep_packed
@@ -69,7 +70,7 @@ setup() {
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || return 1
         export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi
-    # This checkout, as users install it (editable), without touching the image's packages.
+    # This checkout, as users install it (editable, no dependencies), into the image's Python (a disposable machine).
     if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>>"$RES/gpu_check.log"; then
         log "editable install failed; using PYTHONPATH and python3 -m scaling.train.app instead"
     fi
@@ -92,6 +93,37 @@ print('fused AdamW on cuda:', s.fused_adamw_supported('cuda'), '| SMs', torch.cu
     } >"$RES/env.txt" 2>&1
     cat "$RES/env.txt" >&2
     python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'" || return 1
+}
+
+syncs() {
+    # "No host synchronisation in the hot loop": count the synchronising CUDA calls of 5 warm steps.
+    log "syncs: CUDA sync debug mode over 5 training steps, compiled and eager"
+    python3 - <<'PY' 2>&1 | tee "$RES/syncs.txt"
+import sys
+import warnings
+
+import torch
+
+sys.path.insert(0, "scripts")
+from bench_train import Setup, gpu_ladder
+
+for compile_setting in ("auto", "false"):
+    setup = Setup(gpu_ladder()[0], "cuda", compile_setting)
+    for i in range(3):
+        setup.our_step(i)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        for i in range(3, 8):
+            setup.our_step(i)
+        torch.cuda.set_sync_debug_mode("default")
+    attn = setup.trainer.raw_model.config._attn_implementation
+    print(f"train.compile={compile_setting} attention={attn}: {len(caught)} synchronising calls in 5 steps")
+    for w in caught[:5]:
+        print("   ", str(w.message).splitlines()[0][:200])
+    setup.close()
+PY
 }
 
 bench() {
@@ -194,15 +226,15 @@ mkdir -p "$RES"
 status=0
 for stage in "$@"; do
     if [ "$stage" = all ]; then
-        stages=(setup bench packed packed_mps sweep_seq sweep_packed)
+        stages=(setup syncs bench packed packed_mps sweep_seq sweep_packed)
     else
         stages=("$stage")
     fi
     for s in "${stages[@]}"; do
         case $s in
-        setup | bench | packed | packed_mps | sweep_seq | sweep_packed) ;;
+        setup | syncs | bench | packed | packed_mps | sweep_seq | sweep_packed) ;;
         *)
-            echo "unknown stage $s (fetch setup bench packed packed_mps sweep_seq sweep_packed all)" >&2
+            echo "unknown stage $s (fetch setup syncs bench packed packed_mps sweep_seq sweep_packed all)" >&2
             exit 2
             ;;
         esac
