@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_MODEL, TINY_TRAIN, compose_train
+from test_hf_prepare import WORDS
 
 from scaling.data.tokenizer import train_bpe
 from scaling.errors import ScalingError
@@ -21,27 +22,7 @@ def local_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A Parquet file of 400 synthetic documents and a BPE trained on them."""
     root = tmp_path_factory.mktemp("hfcorpus")
     rng = random.Random(0)
-    words = [
-        "the",
-        "a",
-        "cat",
-        "dog",
-        "sat",
-        "on",
-        "mat",
-        "ran",
-        "far",
-        "away",
-        "big",
-        "small",
-        "red",
-        "blue",
-        "tree",
-        "house",
-        "river",
-        "stone",
-    ]
-    docs = [" ".join(rng.choice(words) for _ in range(rng.randint(30, 120))) for _ in range(400)]
+    docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 120))) for _ in range(400)]
     pq.write_table(pa.table({"text": docs, "id": list(range(len(docs)))}), root / "docs.parquet")
     train_bpe(docs, 300, root / "tok")
     return root / "docs.parquet", root / "tok"
