@@ -18,13 +18,18 @@ only) and against the matmul peak measured at the start of the same process.
 On the CPU a second ratio from process CPU time is printed: with one thread it
 does not count the time the scheduler gave to other people's processes.
 
+``--whole-machine K`` adds, per shape and in separate processes, each side as it runs by
+default on the whole machine: the baseline one run at a time on torch's default threads
+against ours one run on one thread and K runs packed (cores/K threads each), plus, on the
+demo ladder, the demo sweep's training time at those rates.
+
 ``--packed K`` adds the packing measurement: K training processes of small
 shapes run at once (each limited to cores/K threads), against the same
 processes one at a time. Workers start, warm up (and compile), then all train
 for ``--packed-seconds`` from a common start signal; aggregate tokens/s is the
 sum of their tokens over that time.
 
-    python scripts/bench_train.py --device cpu --threads 1 --packed 2 > results/bench/train_cpu.txt
+    python scripts/bench_train.py --device cpu --threads 1 --whole-machine 2 > results/bench/train_cpu.txt
     python scripts/bench_train.py --device cuda --packed 4 --packed 8 > results/gpu/bench_train.txt
     python scripts/bench_train.py --quick       # seconds: a tiny ladder, for the tests
 """
@@ -48,8 +53,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the checkout's package, also when another copy is installed
     sys.path.insert(0, str(REPO))
-# The demo's isoFLOP grid (configs/experiment/demo.yaml): every budget x offset whose shape exists.
-DEMO_POINTS = [(f, o) for f in ("3e10", "1e11", "3e11") for o in (-2, -1, 0, 1, 2)]
+
+
+def demo_points() -> list[tuple[str, int]]:
+    """The demo's isoFLOP grid, read from its preset (configs/experiment/demo.yaml): every budget x offset."""
+    import yaml
+
+    preset = yaml.safe_load((REPO / "configs" / "experiment" / "demo.yaml").read_text())
+    params = preset["hydra"]["sweeper"]["params"]
+    flops = [f.strip() for f in str(params["train.flops"]).split(",")]
+    offsets = [int(o) for o in str(params["grid.offset"]).split(",")]
+    return [(f, o) for f in flops for o in offsets]
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,7 @@ def demo_ladder() -> list[Case]:
     from scaling.train.spec import resolve_spec
 
     seen: dict[tuple, Case] = {}
-    for flops, offset in DEMO_POINTS:
+    for flops, offset in demo_points():
         overrides = ("+experiment=demo", f"train.flops={flops}", f"grid.offset={offset}")
         try:
             spec = resolve_spec(compose(overrides), 512)
@@ -118,6 +132,14 @@ def demo_ladder() -> list[Case]:
         seen.setdefault(key, Case(f"{flops}/{offset:+d}", overrides))
     order = sorted(seen.items(), key=lambda kv: (kv[0][0].d_model * kv[0][0].n_layers, kv[0][1]))
     return [case for _, case in order]
+
+
+def resolve_case_shape(case: Case) -> tuple[int, int]:
+    """(d_model, n_layers) that a ladder case trains."""
+    from scaling.train.spec import resolve_spec
+
+    spec = resolve_spec(compose(case.overrides), 512)
+    return spec.shape.d_model, spec.shape.n_layers
 
 
 def quick_ladder() -> list[Case]:
@@ -339,9 +361,10 @@ def worker(spec_json: str) -> int:
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     setup = Setup(Case(job["name"], tuple(job["overrides"])), job["device"], job["compile"], seed=int(job["seed"]))
+    step_fn = setup.baseline_step if job.get("loop") == "base" else setup.our_step
     for i in range(job["warmup"]):
-        setup.our_step(i)
-    setup.our_step(job["warmup"]).item()
+        step_fn(i)
+    step_fn(job["warmup"]).item()
     print("ready", flush=True)
     sys.stdin.readline()
     tokens_per_step = setup.spec.batch_size * setup.spec.context
@@ -349,7 +372,7 @@ def worker(spec_json: str) -> int:
     deadline = start + float(job["seconds"])
     steps = 0
     while True:
-        loss = setup.our_step(step)
+        loss = step_fn(step)
         step += 1
         steps += 1
         if steps % 4 == 0:
@@ -396,22 +419,30 @@ def run_workers(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return results
 
 
+def worker_job(
+    case: Case, device: str, args: argparse.Namespace, loop: str, threads: int | None, seed: int
+) -> dict[str, Any]:
+    """What one timing worker process trains: a case, with ``loop`` = ours or base, on ``threads`` (None: torch's)."""
+    return {
+        "name": case.name,
+        "overrides": list(case.overrides),
+        "device": device,
+        "compile": args.compile,
+        "threads": threads,
+        "seed": seed,
+        "warmup": args.warmup,
+        "seconds": args.packed_seconds,
+        "loop": loop,
+    }
+
+
 def measure_packing(device: str, ks: list[int], args: argparse.Namespace) -> dict[str, Any]:
     """Aggregate tokens/s of k concurrent runs against the same runs one at a time."""
     cases = quick_ladder() if args.quick else packed_ladder(device)
     cores = os.cpu_count() or 1
 
     def job(case: Case, threads: int | None, seed: int) -> dict[str, Any]:
-        return {
-            "name": case.name,
-            "overrides": list(case.overrides),
-            "device": device,
-            "compile": args.compile,
-            "threads": threads,
-            "seed": seed,
-            "warmup": args.warmup,
-            "seconds": args.packed_seconds,
-        }
+        return worker_job(case, device, args, "ours", threads, seed)
 
     solo: dict[str, dict[str, float]] = {}
     solo_threads = [None, 1] if device == "cpu" and cores > 1 else [None]
@@ -433,6 +464,59 @@ def measure_packing(device: str, ks: list[int], args: argparse.Namespace) -> dic
     return {"cases": [c.name for c in cases], "solo": solo, "packed": packed}
 
 
+def measure_whole_machine(cases: list[Case], device: str, k: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Per shape, each side as it runs by default on the whole machine (CPU), in separate processes.
+
+    * baseline: the plain loop one run at a time, on torch's default threads (all cores);
+    * ours, one at a time: one run on one thread (``train.threads=auto``);
+    * ours, packed: k runs of the shape at once (``hydra/launcher=packed``), cores/k threads each.
+
+    The three are taken back to back for each shape, so a change of load on the machine
+    hits all of them. Aggregate tokens/s of the packed runs is the sum over the k runs.
+    """
+    cores = os.cpu_count() or 1
+
+    def job(case: Case, loop: str, threads: int | None, seed: int) -> dict[str, Any]:
+        return worker_job(case, device, args, loop, threads, seed)
+
+    rows = []
+    for case in cases:
+        base = run_workers([job(case, "base", None, 0)])
+        solo = run_workers([job(case, "ours", 1, 0)])
+        packed = run_workers([job(case, "ours", max(1, cores // k), i) for i in range(k)])
+        rate = {
+            "base_default_threads": sum(r["tokens"] / r["seconds"] for r in base),
+            "ours_one_thread": sum(r["tokens"] / r["seconds"] for r in solo),
+            "ours_packed": sum(r["tokens"] / r["seconds"] for r in packed),
+        }
+        rows.append({"case": case.name, "k": k, "threads_per_run": max(1, cores // k), "tokens_per_s": rate})
+        print(
+            f"[bench] whole machine {case.name}: {rate['ours_packed'] / rate['base_default_threads']:.2f}x",
+            file=sys.stderr,
+        )
+    return {"k": k, "cores": cores, "rows": rows}
+
+
+def demo_sweep_tokens() -> dict[str, int]:
+    """Training tokens per ladder case summed over the demo grid's runs (cases named as in :func:`demo_ladder`)."""
+    from scaling.errors import ScalingError
+    from scaling.train.spec import resolve_spec
+
+    names = {}
+    for case in demo_ladder():
+        spec = resolve_spec(compose(case.overrides), 512)
+        names[(spec.shape, spec.batch_size)] = case.name
+    tokens: dict[str, int] = {}
+    for flops, offset in demo_points():
+        try:
+            spec = resolve_spec(compose(("+experiment=demo", f"train.flops={flops}", f"grid.offset={offset}")), 512)
+        except ScalingError:
+            continue
+        name = names[(spec.shape, spec.batch_size)]
+        tokens[name] = tokens.get(name, 0) + spec.steps * spec.tokens_per_step
+    return tokens
+
+
 # -- output -------------------------------------------------------------------------------------
 
 
@@ -447,7 +531,13 @@ def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def print_report(header: dict[str, Any], rows: list[dict[str, Any]], packing: dict[str, Any] | None) -> None:
+def print_report(
+    header: dict[str, Any],
+    rows: list[dict[str, Any]],
+    packing: dict[str, Any] | None,
+    machine: dict[str, Any] | None = None,
+    sweep_tokens: dict[str, int] | None = None,
+) -> None:
     for key, value in header.items():
         print(f"# {key}: {value}")
     print()
@@ -455,6 +545,64 @@ def print_report(header: dict[str, Any], rows: list[dict[str, Any]], packing: di
         print_ladder(header, rows)
     if packing:
         print_packing(packing)
+    if machine:
+        print_whole_machine(machine, rows, sweep_tokens or {})
+
+
+def print_whole_machine(machine: dict[str, Any], rows: list[dict[str, Any]], sweep_tokens: dict[str, int]) -> None:
+    k, cores = machine["k"], machine["cores"]
+    print()
+    print(f"# whole machine ({cores} cores), each side as it runs by default, separate processes, per shape:")
+    print("#   baseline = the plain loop, one run at a time, torch's default threads")
+    print("#   ours 1 = one run on one thread (train.threads=auto)")
+    print(f"#   ours packed = {k} runs at once (hydra/launcher=packed), {max(1, cores // k)} thread(s) each; aggregate")
+    by_case = {r["case"]: r for r in rows}
+    cols = ["shape", "base tok/s", "ours 1 tok/s", "ours packed tok/s", "packed / base", "sweep tokens"]
+    lines = [cols]
+    times = {"base_default_threads": 0.0, "ours_one_thread": 0.0, "ours_packed": 0.0}
+    for r in machine["rows"]:
+        rate = r["tokens_per_s"]
+        tokens = sweep_tokens.get(r["case"], 0)
+        for key in times:
+            times[key] += tokens / rate[key]
+        shape = by_case.get(r["case"])
+        label = r["case"] if shape is None else f"{r['case']} d{shape['d_model']} L{shape['n_layers']}"
+        lines.append(
+            [
+                label,
+                fmt_rate(rate["base_default_threads"]),
+                fmt_rate(rate["ours_one_thread"]),
+                fmt_rate(rate["ours_packed"]),
+                f"{rate['ours_packed'] / rate['base_default_threads']:.2f}x",
+                f"{tokens:,}" if tokens else "-",
+            ]
+        )
+    _print_table(lines)
+    ratios = sorted(
+        r["tokens_per_s"]["ours_packed"] / r["tokens_per_s"]["base_default_threads"] for r in machine["rows"]
+    )
+    print(
+        f"packed / base over shapes: median {statistics.median(ratios):.2f}x, min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x"
+    )
+    if sweep_tokens and all(times.values()):
+        print(
+            "demo sweep, training time at these rates (its tokens per shape / tokens/s): "
+            f"baseline {times['base_default_threads']:.1f} s, ours one at a time {times['ours_one_thread']:.1f} s, "
+            f"ours packed {times['ours_packed']:.1f} s = {times['base_default_threads'] / times['ours_packed']:.2f}x faster"
+        )
+
+
+def _print_table(lines: list[list[str]]) -> None:
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]))]
+    for i, line in enumerate(lines):
+        print(
+            "  ".join(
+                str(c).ljust(w) if j == 0 else str(c).rjust(w)
+                for j, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
 
 
 def print_ladder(header: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -491,16 +639,9 @@ def print_ladder(header: dict[str, Any], rows: list[dict[str, Any]]) -> None:
             f"{r['compile_s']:.1f}" if r["compiled"] else "-",
         ]
         lines.append(line)
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(cols))]
-    for i, line in enumerate(lines):
-        print(
-            "  ".join(
-                str(c).ljust(w) if j == 0 else str(c).rjust(w)
-                for j, (c, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    _print_table(lines)
+    ratios = sorted(r["speedup"] for r in rows)
+    print(f"speedup over shapes: median {statistics.median(ratios):.2f}x, min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x")
 
 
 def print_packing(packing: dict[str, Any]) -> None:
@@ -535,6 +676,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", default="auto", help="train.compile for ours: auto (CUDA only), true, false")
     parser.add_argument("--packed", type=int, action="append", default=[], help="add a packing run of K processes")
     parser.add_argument("--packed-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--whole-machine",
+        type=int,
+        default=None,
+        metavar="K",
+        help="per shape, separate processes: the baseline on torch's default threads vs ours one at a time and K packed",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -604,11 +752,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure_case(case, device, args, peaks))
         print(f"[bench] {case.name}: {rows[-1]['speedup']:.2f}x", file=sys.stderr, flush=True)
     packing = measure_packing(device, sorted(set(args.packed)), args) if args.packed else None
+    machine = measure_whole_machine(cases, device, args.whole_machine, args) if args.whole_machine else None
+    sweep_tokens = demo_sweep_tokens() if machine and ladder == "demo" else None
     header["load average at the end"] = f"{os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)"
-    print_report(header, rows, packing)
+    print_report(header, rows, packing, machine, sweep_tokens)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"header": header, "rows": rows, "packing": packing}, indent=1, default=str))
+        payload = {"header": header, "rows": rows, "packing": packing, "whole_machine": machine}
+        args.json.write_text(json.dumps({**payload, "sweep_tokens": sweep_tokens}, indent=1, default=str))
     return 0
 
 

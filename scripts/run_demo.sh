@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=results/demo
 start=$(date +%s)
-scaling-train -m +experiment=demo "$@"
+# Packed: one single-thread run per core at a time (hydra/launcher=packed), which on the 2-core
+# machine trains the sweep 1.58x faster than the plain loop on all cores (README, "Throughput").
+scaling-train -m +experiment=demo hydra/launcher=packed hydra.launcher.n_jobs="$(nproc)" "$@"
 scaling fit "$out" --bootstrap 1000 --json "$out/fit.json" --plots "$out/figures" | tee "$out/fit.txt"
 # The compute-optimal recommendation at 10x the largest budget, from the fitted law and its bootstrap.
 cstar=$(python3 -c "import json; print(json.load(open('$out/fit.json'))['at_flops'])")
 scaling plan --fit "$out/fit.json" --flops "$cstar" --family llama --vocab-size 512 --context 64 | tee "$out/plan.txt"
-python3 - "$out/fit.json" <<'PY'
+python3 - "$out/fit.json" <<'PY' | tee "$out/recommendation.txt"
 import json, sys
 a3 = json.load(open(sys.argv[1]))["approach3"]
 ci = a3.get("ci95", {})

@@ -220,6 +220,8 @@ def test_bench_script_runs_a_tiny_ladder_end_to_end(tmp_path: Path) -> None:
             "--quick",
             "--threads",
             "1",
+            "--whole-machine",
+            "2",
             "--json",
             str(out),
         ],
@@ -240,3 +242,28 @@ def test_bench_script_runs_a_tiny_ladder_end_to_end(tmp_path: Path) -> None:
         assert row["flops_per_s"]["ours"] == pytest.approx(row["tokens_per_s"]["ours"] * row["exact_flops_per_token"])
         assert row["mfu_measured"]["ours"] > 0 and row["mfu_table"]["ours"] is None  # CPUs: no table peak
         assert row["fused_adamw"] == fused_adamw_supported("cpu")
+    machine = data["whole_machine"]
+    assert machine["k"] == 2 and [r["case"] for r in machine["rows"]] == ["tiny-1", "tiny-2"]
+    for row in machine["rows"]:
+        assert set(row["tokens_per_s"]) == {"base_default_threads", "ours_one_thread", "ours_packed"}
+        assert all(rate > 0 for rate in row["tokens_per_s"].values())
+    assert any(line.startswith("packed / base over shapes: median") for line in lines)
+
+
+def test_bench_demo_ladder_is_the_demo_sweep_as_trained() -> None:
+    """The benchmark's demo shapes and their token weights are those of the committed demo records."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import bench_train
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+    from scaling.records import load_records
+
+    records = load_records(REPO_ROOT / "results" / "demo")
+    assert len(bench_train.demo_points()) == len(records) == 15
+    tokens = bench_train.demo_sweep_tokens()
+    assert set(tokens) == {case.name for case in bench_train.demo_ladder()}
+    assert sum(tokens.values()) == sum(r["tokens"] for r in records)
+    shapes = {(r["model"]["d_model"], r["model"]["n_layers"]) for r in records}
+    ladder = [bench_train.resolve_case_shape(case) for case in bench_train.demo_ladder()]
+    assert set(ladder) == shapes

@@ -115,3 +115,17 @@ def test_wsd_budgets_of_one_size_share_one_run(tmp_path: Path) -> None:
     )
     assert first.status == "finished" and second.status == "skipped" and first.run_id == second.run_id
     assert len(load_records(tmp_path)) == 2
+
+
+def test_packed_launcher_trains_runs_side_by_side_and_skips_them_after(tmp_path: Path) -> None:
+    """hydra/launcher=packed: k worker processes, cores/k threads each, ordinary records, idempotent."""
+    packed = ("train.tokens=8192", "seed=0,1", "hydra/launcher=packed", "hydra.launcher.n_jobs=2")
+    first = _multirun(tmp_path, *packed)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in first.stdout + first.stderr  # the joblib launcher, not the basic one
+    records = load_records(tmp_path)
+    assert len(records) == 2 and {r["status"] for r in records} == {"finished"}
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert [r["throughput"]["cpu_threads"] for r in records] == [threads, threads]
+    again = _multirun(tmp_path, *packed)
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("(skipped)") == 2

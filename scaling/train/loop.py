@@ -118,6 +118,11 @@ class Trainer:
         self.raw_model = model
         self.optimizer = self._make_optimizer(model, optim_cfg)
         self.grad_clip = float(optim_cfg.get("grad_clip") or 0.0)
+        # Plain causal windows: SDPA with is_causal=True and no mask tensor (no per-forward
+        # host sync in eager mode, and the flash kernel under torch.compile); same logits.
+        from scaling.train.speed import use_causal_sdpa
+
+        use_causal_sdpa(model)
         compiled = model
         if _want_compile(train_cfg.get("compile", "auto"), accelerator.device):
             compiled = torch.compile(model)

@@ -131,9 +131,14 @@ def _train_claimed(
     main = accelerator.is_main_process
     tracker = tracker_factory(cfg, run_id, spec) if (tracker_factory and main) else None
 
-    def throughput() -> dict[str, float]:
+    import torch
+
+    # The CPU threads the run trained on (None on a GPU): packed runs get cores/k each.
+    threads = torch.get_num_threads() if accelerator.device.type == "cpu" else None
+
+    def throughput() -> dict[str, Any]:
         tps = trainer.tokens_per_s()
-        return {"tokens_per_s": tps, "flops_per_s": tps * spec.flops_per_token.exact}
+        return {"tokens_per_s": tps, "flops_per_s": tps * spec.flops_per_token.exact, "cpu_threads": threads}
 
     def record(status: str, curve: list, steps: int, **extra: Any) -> dict[str, Any]:
         return build_record(
