@@ -116,12 +116,22 @@ def packed_ladder(device: str) -> list[Case]:
     return [Case("~1M", gpt2(128, 4)), Case("~2M", gpt2(192, 4)), Case("~3M", gpt2(256, 4)), Case("~4M", gpt2(256, 5))]
 
 
-def demo_ladder() -> list[Case]:
-    """Every distinct (shape, batch) of the demo sweep, smallest first."""
+@dataclass(frozen=True)
+class DemoShape:
+    """One distinct (shape, batch) of the demo sweep: its ladder case and the tokens the sweep trains it for."""
+
+    case: Case
+    d_model: int
+    n_layers: int
+    tokens: int
+
+
+def demo_shapes() -> list[DemoShape]:
+    """Every distinct (shape, batch) of the demo sweep, smallest first, each grid point resolved once."""
     from scaling.errors import ScalingError
     from scaling.train.spec import resolve_spec
 
-    seen: dict[tuple, Case] = {}
+    seen: dict[tuple, DemoShape] = {}
     for flops, offset in demo_points():
         overrides = ("+experiment=demo", f"train.flops={flops}", f"grid.offset={offset}")
         try:
@@ -129,17 +139,17 @@ def demo_ladder() -> list[Case]:
         except ScalingError:  # the smallest offsets of the smallest budgets have no shape
             continue
         key = (spec.shape, spec.batch_size)
-        seen.setdefault(key, Case(f"{flops}/{offset:+d}", overrides))
+        first = seen.get(key)
+        case = first.case if first else Case(f"{flops}/{offset:+d}", overrides)
+        tokens = (first.tokens if first else 0) + spec.steps * spec.tokens_per_step
+        seen[key] = DemoShape(case, spec.shape.d_model, spec.shape.n_layers, tokens)
     order = sorted(seen.items(), key=lambda kv: (kv[0][0].d_model * kv[0][0].n_layers, kv[0][1]))
-    return [case for _, case in order]
+    return [shape for _, shape in order]
 
 
-def resolve_case_shape(case: Case) -> tuple[int, int]:
-    """(d_model, n_layers) that a ladder case trains."""
-    from scaling.train.spec import resolve_spec
-
-    spec = resolve_spec(compose(case.overrides), 512)
-    return spec.shape.d_model, spec.shape.n_layers
+def demo_ladder() -> list[Case]:
+    """The demo sweep's distinct shapes as ladder cases, smallest first."""
+    return [shape.case for shape in demo_shapes()]
 
 
 def quick_ladder() -> list[Case]:
@@ -475,15 +485,11 @@ def measure_whole_machine(cases: list[Case], device: str, k: int, args: argparse
     hits all of them. Aggregate tokens/s of the packed runs is the sum over the k runs.
     """
     cores = os.cpu_count() or 1
-
-    def job(case: Case, loop: str, threads: int | None, seed: int) -> dict[str, Any]:
-        return worker_job(case, device, args, loop, threads, seed)
-
     rows = []
     for case in cases:
-        base = run_workers([job(case, "base", None, 0)])
-        solo = run_workers([job(case, "ours", 1, 0)])
-        packed = run_workers([job(case, "ours", max(1, cores // k), i) for i in range(k)])
+        base = run_workers([worker_job(case, device, args, "base", None, 0)])
+        solo = run_workers([worker_job(case, device, args, "ours", 1, 0)])
+        packed = run_workers([worker_job(case, device, args, "ours", max(1, cores // k), i) for i in range(k)])
         rate = {
             "base_default_threads": sum(r["tokens"] / r["seconds"] for r in base),
             "ours_one_thread": sum(r["tokens"] / r["seconds"] for r in solo),
@@ -499,22 +505,7 @@ def measure_whole_machine(cases: list[Case], device: str, k: int, args: argparse
 
 def demo_sweep_tokens() -> dict[str, int]:
     """Training tokens per ladder case summed over the demo grid's runs (cases named as in :func:`demo_ladder`)."""
-    from scaling.errors import ScalingError
-    from scaling.train.spec import resolve_spec
-
-    names = {}
-    for case in demo_ladder():
-        spec = resolve_spec(compose(case.overrides), 512)
-        names[(spec.shape, spec.batch_size)] = case.name
-    tokens: dict[str, int] = {}
-    for flops, offset in demo_points():
-        try:
-            spec = resolve_spec(compose(("+experiment=demo", f"train.flops={flops}", f"grid.offset={offset}")), 512)
-        except ScalingError:
-            continue
-        name = names[(spec.shape, spec.batch_size)]
-        tokens[name] = tokens.get(name, 0) + spec.steps * spec.tokens_per_step
-    return tokens
+    return {shape.case.name: shape.tokens for shape in demo_shapes()}
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -265,5 +265,4 @@ def test_bench_demo_ladder_is_the_demo_sweep_as_trained() -> None:
     assert set(tokens) == {case.name for case in bench_train.demo_ladder()}
     assert sum(tokens.values()) == sum(r["tokens"] for r in records)
     shapes = {(r["model"]["d_model"], r["model"]["n_layers"]) for r in records}
-    ladder = [bench_train.resolve_case_shape(case) for case in bench_train.demo_ladder()]
-    assert set(ladder) == shapes
+    assert {(s.d_model, s.n_layers) for s in bench_train.demo_shapes()} == shapes
