@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from scaling.errors import ScalingError
-from scaling.fit.envelope import compute_envelope, fit_approach1, fit_optimal_scaling
-from scaling.fit.isoflop import fit_approach2, fit_budget, group_budgets
+from scaling.fit.approach1 import compute_envelope, fit_approach1, fit_optimal_scaling
+from scaling.fit.approach2 import fit_approach2, fit_budget, group_budgets
 from scaling.fit.points import Curve, FitPoints
 
 # Hoffmann et al. 2022's Approach 3 law: a = beta / (alpha + beta) = 0.4516.

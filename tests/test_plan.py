@@ -14,7 +14,6 @@ from scipy.optimize import minimize_scalar
 
 from scaling.accounting import count_params
 from scaling.cli import main
-from scaling.plan import make_plan, place_models
 from scaling.plan.laws import (
     BESIROGLU2024,
     HOFFMANN2022,
@@ -26,6 +25,7 @@ from scaling.plan.laws import (
     inference_optimal,
     load_fit,
 )
+from scaling.plan.planner import make_plan, place_models
 
 
 def _numeric_optimum(law: Law, flops: float) -> float:

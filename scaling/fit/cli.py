@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.envelope import compute_envelope, fit_approach1
-from scaling.fit.isoflop import fit_approach2
+from scaling.fit.approach1 import compute_envelope, fit_approach1
+from scaling.fit.approach2 import fit_approach2
 from scaling.fit.kaplan import fit_kaplan
 from scaling.fit.learning_curve import fit_learning_curves
 from scaling.fit.points import FitPoints, bootstrap_runs, load_points, percentile_ci, require_fittable

@@ -168,7 +168,7 @@ def _isoflop(res: FitResults, plt: Any, name: str) -> Any:
     r = res.approach2
     if r is None or not r.budgets:
         return None
-    from scaling.fit.isoflop import group_budgets
+    from scaling.fit.approach2 import group_budgets
 
     p = res.points
     labels, values, _ = group_budgets(p, res.options.get("budget_tolerance", 0.05))

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from scaling.fit.envelope import Envelope, OptimalScaling, optimal_as_dict
+from scaling.fit.approach1 import Envelope, OptimalScaling, optimal_as_dict
+from scaling.fit.approach2 import Approach2Result
 from scaling.fit.holdout import HoldoutReport
-from scaling.fit.isoflop import Approach2Result
 from scaling.fit.kaplan import KaplanResults
 from scaling.fit.learning_curve import LearningCurveReport
 from scaling.fit.points import FitPoints, percentile_ci

@@ -9,7 +9,8 @@ from typing import Any
 
 from scaling.errors import ScalingError
 from scaling.models import FAMILIES
-from scaling.plan import (
+from scaling.plan.laws import LAWS, Allocation, FittedLaw, Law, get_law, load_fit
+from scaling.plan.planner import (
     OPTIMAL_FACTOR,
     InferencePlan,
     Plan,
@@ -17,7 +18,6 @@ from scaling.plan import (
     make_plan,
     place_models,
 )
-from scaling.plan.laws import LAWS, Allocation, FittedLaw, Law, get_law, load_fit
 
 HELP = "Plan a run for a FLOP budget: compute-optimal N and D, a model shape, GPU-hours (published or fitted law)."
 

@@ -125,7 +125,7 @@ def _train_claimed(
 
     from scaling.models import build_model
     from scaling.train.loop import Diverged, Interrupted, Trainer
-    from scaling.train.record import build_record
+    from scaling.train.record_builder import build_record
 
     model = build_model(spec.shape, seed=int(cfg.get("seed", 0)), eos_token_id=corpus.eos_token_id)
     main = accelerator.is_main_process

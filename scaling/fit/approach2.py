@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.envelope import OptimalScaling, fit_optimal_scaling
+from scaling.fit.approach1 import OptimalScaling, fit_optimal_scaling
 from scaling.fit.points import FitPoints, group_by_log
 
 
