@@ -15,6 +15,12 @@ val_loss, lr}``.
 Writes go to a temporary file in the same directory and are renamed over the
 target (``os.replace`` is atomic on POSIX), so a reader or a killed writer never
 sees half a record, and two sweeps writing to one folder never clash.
+
+A record becomes a table row in one place, :func:`record_to_row` (columns
+:data:`COLUMNS`), and its curve in one place, :func:`curve_rows` (columns
+:data:`CURVE_COLUMNS`): ``scaling collect`` writes those rows, ``scaling fit``
+reads its points from them, and the W&B tracker logs them as the run's summary
+and history, so every consumer sees the same names and values.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +157,135 @@ def load_records(root: str | Path, status: str | None = "finished") -> list[dict
     if status is not None:
         records = [r for r in records if r["status"] == status]
     return records
+
+
+# -- the record as a table row ------------------------------------------------------------
+
+# Where the W&B reader finds each column of a run (see scaling.tracking): ``static`` columns are
+# known before training and logged in the W&B config's ``derived``; ``result`` columns only a
+# finished or stopped run knows, logged in its summary; ``both`` are in both (the summary shows N);
+# ``config`` columns are read from the run's config itself.
+COLUMN_SOURCES: dict[str, str] = {
+    "run_id": "result",
+    "experiment": "config",
+    "status": "result",
+    "family": "static",
+    "d_model": "static",
+    "n_layers": "static",
+    "n_heads": "static",
+    "d_ff": "static",
+    "context": "static",
+    "vocab_size": "static",
+    "tie_embeddings": "static",
+    "N_non_embedding": "both",
+    "N_with_head": "both",
+    "N_total": "both",
+    "D": "result",
+    "steps": "result",
+    "C_kaplan": "result",
+    "C_six_n": "result",
+    "C_exact": "result",
+    "loss": "result",
+    "train_loss": "result",
+    "lr": "static",
+    "batch_size": "static",
+    "tokens_per_step": "static",
+    "warmup_steps": "static",
+    "schedule": "static",
+    "branch_of": "result",
+    "epochs": "result",
+    "tokens_per_s": "result",
+    "flops_per_s": "result",
+    "corpus": "result",
+    "corpus_fingerprint": "result",
+    "seed": "config",
+    "git_commit": "result",
+    "reason": "result",
+}
+
+# Order of the columns of the run table (runs.parquet / runs.csv). The names are the contract with
+# ``scaling fit``: N_<count> (the three parameter counts), D (tokens trained), C_<convention>
+# (training FLOPs under each convention) and loss (final held-out loss, nats/token).
+COLUMNS: tuple[str, ...] = tuple(COLUMN_SOURCES)
+# Columns known before training starts (the tracker logs them as W&B config ``derived``).
+STATIC_COLUMNS: tuple[str, ...] = tuple(c for c, s in COLUMN_SOURCES.items() if s in ("static", "both"))
+# Columns only a finished (or stopped) run knows (the tracker logs them in the W&B summary).
+RESULT_COLUMNS: tuple[str, ...] = tuple(c for c, s in COLUMN_SOURCES.items() if s in ("result", "both"))
+
+# The columns of one eval point (a W&B history row), and of the long-format curve table.
+HISTORY_KEYS: tuple[str, ...] = (
+    "step",
+    "tokens",
+    *(f"flops_{conv}" for conv in FLOP_CONVENTIONS),
+    "train_loss",
+    "val_loss",
+    "lr",
+)
+CURVE_COLUMNS: tuple[str, ...] = ("run_id", *HISTORY_KEYS)
+
+
+def _get(node: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _part(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``record[key]`` when it is an object, else empty: optional parts never break a row."""
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One table row (:data:`COLUMNS`) from one validated run record."""
+    model, training, final = _part(record, "model"), _part(record, "training"), _part(record, "final")
+    throughput, corpus = _part(record, "throughput"), _part(record, "corpus")
+    params, flops = record["params"], record["flops"]
+    row: dict[str, Any] = {
+        "run_id": record["run_id"],
+        "experiment": record.get("experiment", _get(record, "config", "experiment_name")),
+        "status": record["status"],
+        **{k: model.get(k) for k in ("family", "d_model", "n_layers", "n_heads", "d_ff", "context", "vocab_size")},
+        "tie_embeddings": model.get("tie_embeddings"),
+        **{f"N_{count}": params[count] for count in PARAM_COUNTS},
+        "D": record["tokens"],
+        "steps": record.get("steps", training.get("total_steps")),
+        **{f"C_{conv}": flops[conv] for conv in FLOP_CONVENTIONS},
+        "loss": final.get("val_loss"),
+        "train_loss": final.get("train_loss"),
+        "lr": training.get("lr"),
+        "batch_size": training.get("batch_size"),
+        "tokens_per_step": training.get("tokens_per_step"),
+        "warmup_steps": training.get("warmup_steps"),
+        "schedule": record.get("schedule", training.get("schedule")),
+        "branch_of": record.get("branch_of"),
+        "epochs": training.get("epochs"),
+        "tokens_per_s": throughput.get("tokens_per_s"),
+        "flops_per_s": throughput.get("flops_per_s"),
+        "corpus": corpus.get("name"),
+        "corpus_fingerprint": corpus.get("fingerprint"),
+        "seed": _get(record, "config", "seed"),
+        "git_commit": record.get("git_commit"),
+        "reason": record.get("reason"),
+    }
+    return {c: row.get(c) for c in COLUMNS}
+
+
+def curve_point(point: Mapping[str, Any]) -> dict[str, Any]:
+    """One eval point of a record's ``curve`` as a flat row (:data:`HISTORY_KEYS`)."""
+    flops = _part(point, "flops")
+    return {
+        "step": point.get("step"),
+        "tokens": point.get("tokens"),
+        **{f"flops_{conv}": flops.get(conv) for conv in FLOP_CONVENTIONS},
+        "train_loss": point.get("train_loss"),
+        "val_loss": point.get("val_loss"),
+        "lr": point.get("lr"),
+    }
+
+
+def curve_rows(run_id: str, curve: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Long-format curve rows (:data:`CURVE_COLUMNS`, one per eval point) from a record's ``curve``."""
+    return [{"run_id": run_id, **curve_point(point)} for point in curve]

@@ -12,9 +12,8 @@ from conftest import compose_train, tiny_overrides
 from test_wandb import offline_runs
 
 from scaling.cli import main
-from scaling.collect import COLUMNS, CURVE_COLUMNS, record_to_row, wandb_run_to_rows
-from scaling.records import load_records
-from scaling.tracking import tracker_factory
+from scaling.records import COLUMNS, CURVE_COLUMNS, load_records, record_to_row
+from scaling.tracking import tracker_factory, wandb_run_to_rows
 from scaling.train.run import run_training
 
 WSD = ["schedule=wsd", "schedule.branches=[0.5]", "train.tokens=12800"]

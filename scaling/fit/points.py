@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, iter_record_paths, read_record
+from scaling.records import (
+    FLOP_CONVENTIONS,
+    PARAM_COUNTS,
+    curve_point,
+    iter_record_paths,
+    read_record,
+    record_to_row,
+)
 
 # Columns of the table written by ``scaling collect``: N_<params>, C_<flops>, D (or tokens), loss.
 _COLLECT_N = {p: f"N_{p}" for p in PARAM_COUNTS}
@@ -197,14 +204,15 @@ def _positive(value: Any, what: str, where: str) -> float:
 
 
 def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops: str) -> dict[str, Any]:
+    """The fit's point and curve of one record, read through the record's table row (one mapping)."""
     where = f"run record {path}"
-    final = rec["final"] if isinstance(rec["final"], dict) else {}
+    table = record_to_row(rec)
     row: dict[str, Any] = {
         "run_id": run_id,
-        "n": _positive(rec["params"][params], f"params.{params}", where),
-        "d": _positive(rec["tokens"], "tokens", where),
-        "c": _positive(rec["flops"][flops], f"flops.{flops}", where),
-        "loss": _positive(final.get("val_loss"), "final.val_loss", where),
+        "n": _positive(table[f"N_{params}"], f"params.{params}", where),
+        "d": _positive(table["D"], "tokens", where),
+        "c": _positive(table[f"C_{flops}"], f"flops.{flops}", where),
+        "loss": _positive(table["loss"], "final.val_loss", where),
     }
     grid = rec["config"].get("grid") if isinstance(rec["config"], dict) else None
     budget = grid.get("budget") if isinstance(grid, dict) else None
@@ -213,13 +221,13 @@ def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops
     for i, pt in enumerate(rec["curve"]):
         if not isinstance(pt, dict):
             raise ScalingError(f"{where}: curve[{i}] is not an object")
-        t = pt.get("tokens")
+        point = curve_point(pt)
+        t = point["tokens"]
         if isinstance(t, int | float) and t <= 0:
             continue  # the step-0 evaluation has no tokens/FLOPs yet: nothing to place on a log axis
         tokens.append(_positive(t, f"curve[{i}].tokens", where))
-        f = pt.get("flops")
-        cflops.append(_positive(f.get(flops) if isinstance(f, dict) else None, f"curve[{i}].flops.{flops}", where))
-        loss.append(_positive(pt.get("val_loss"), f"curve[{i}].val_loss", where))
+        cflops.append(_positive(point[f"flops_{flops}"], f"curve[{i}].flops.{flops}", where))
+        loss.append(_positive(point["val_loss"], f"curve[{i}].val_loss", where))
     order = np.argsort(tokens, kind="stable")
     row["curve"] = (
         Curve(run_id, row["n"], np.asarray(tokens)[order], np.asarray(cflops)[order], np.asarray(loss)[order])
