@@ -17,15 +17,20 @@ the record contract and live in :mod:`scaling.records` (``COLUMNS``,
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from scaling.errors import ScalingError
-from scaling.records import COLUMNS, CURVE_COLUMNS, curve_rows, iter_record_paths, read_record, record_to_row
+from scaling.records import (
+    COLUMNS,
+    CURVE_COLUMNS,
+    atomic_write,
+    curve_rows,
+    iter_record_paths,
+    read_record,
+    record_to_row,
+)
 from scaling.tracking import collect_wandb
 
 HELP = "collect run records (or finished W&B runs) into one Parquet/CSV table for fitting"
@@ -51,18 +56,6 @@ def collect_records(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, An
 # -- writing ------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder and rename (a reader never sees half a table)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tables(runs: list[dict[str, Any]], curves: list[dict[str, Any]], out: Path) -> list[Path]:
     """Write runs.parquet, runs.csv and curves.parquet to ``out`` atomically; return their paths."""
     import pandas as pd
@@ -72,9 +65,9 @@ def write_tables(runs: list[dict[str, Any]], curves: list[dict[str, Any]], out: 
     table = table.sort_values(["experiment", "N_non_embedding", "D", "run_id"], na_position="last", kind="stable")
     curve = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
     paths = [out / name for name in OUTPUTS]
-    _atomic(paths[0], lambda p: table.to_parquet(p, index=False))
-    _atomic(paths[1], lambda p: table.to_csv(p, index=False))
-    _atomic(paths[2], lambda p: curve.to_parquet(p, index=False))
+    atomic_write(paths[0], lambda p: table.to_parquet(p, index=False))
+    atomic_write(paths[1], lambda p: table.to_csv(p, index=False))
+    atomic_write(paths[2], lambda p: curve.to_parquet(p, index=False))
     return paths
 
 

@@ -29,7 +29,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +80,31 @@ def _finite_or_none(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_json(path: str | Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Produce ``path`` atomically: ``write`` fills a temp file beside it, which is fsynced and renamed.
+
+    A reader never sees half a file and a killed writer leaves the old file in place (``os.replace``
+    is atomic on POSIX). The one home for atomic writes: records, caches, manifests and tables.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite_or_none(data), indent=1, default=_json_default, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; records are meant to be shared
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
+        os.close(fd)
+        write(Path(tmp))
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as standard JSON (NaN as null) to ``path`` atomically."""
+    text = json.dumps(_finite_or_none(data), indent=1, default=_json_default, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_record(path: str | Path, record: dict[str, Any]) -> None:
