@@ -7,10 +7,31 @@ reads nothing else, so the schema is the contract between training and fitting:
 {non_embedding, with_head, total}, tokens, flops {kaplan, six_n, exact},
 flops_per_token {...}, curve [eval points], final {val_loss, train_loss},
 throughput {tokens_per_s, flops_per_s}, corpus {name, fingerprint}, tokenizer,
-versions, git_commit``.
+versions, git_commit, budget {...}``.
 
 Each eval point is ``{step, tokens, flops {kaplan, six_n, exact}, train_loss,
 val_loss, lr}``.
+
+``budget`` tags the record with the budget its (N, D) point was asked to spend,
+so that a fit groups isoFLOP profiles by what the sweep meant rather than by C
+values that rounding to whole batches moves by a few percent:
+
+* ``flops``: the isoFLOP budget C (``train.flops``), null when the budget was
+  given in tokens; ``flops_convention``: the convention C is counted in
+  (``train.flops_convention``; null without ``flops``);
+* ``tokens`` / ``tokens_per_param``: the budget when given that way instead
+  (exactly one of ``flops``, ``tokens``, ``tokens_per_param`` is set);
+* ``grid_kind``: ``grid.kind`` (``isoflop`` or ``none``); ``grid_offset``: the
+  size's ``grid.offset`` on an isoFLOP grid (N = N_prior(C) * ratio^offset),
+  else null;
+* ``fraction``: this horizon's share of the run's main budget, 1.0 for the
+  main run and f < 1 for a WSD cooldown branch, whose budget above is already
+  f times the main one (so each branch is its own isoFLOP budget).
+
+Records written before the tag existed (schema version 1 all along: the tag is
+optional) load unchanged; their budget columns are empty and fits group their
+budgets by C. The tag is never inferred from such a record's config, since a
+WSD branch's config holds the main run's budget, not its own.
 
 Writes go to a temporary file in the same directory and are renamed over the
 target (``os.replace`` is atomic on POSIX), so a reader or a killed writer never
@@ -40,6 +61,8 @@ STATUSES = ("finished", "diverged", "running")
 PARAM_COUNTS = ("non_embedding", "with_head", "total")
 FLOP_CONVENTIONS = ("kaplan", "six_n", "exact")
 REQUIRED_KEYS = ("run_id", "status", "config", "model", "params", "tokens", "flops", "curve", "final")
+# The optional ``budget`` tag (see the module docstring).
+BUDGET_KEYS = ("flops", "flops_convention", "tokens", "tokens_per_param", "grid_kind", "grid_offset", "fraction")
 
 
 def _current_umask() -> int:
@@ -129,7 +152,26 @@ def validate_record(record: Any, source: str = "run record") -> dict[str, Any]:
             raise ScalingError(f"corrupt run record {source}: '{group}' must hold {', '.join(keys)}")
     if not isinstance(record["curve"], list):
         raise ScalingError(f"corrupt run record {source}: 'curve' is not a list")
+    _validate_budget(record.get("budget"), source)
     return record
+
+
+def _validate_budget(budget: Any, source: str) -> None:
+    """An absent tag is fine (older records); a present one must say a usable C."""
+    if budget is None:
+        return
+    if not isinstance(budget, dict):
+        raise ScalingError(f"corrupt run record {source}: 'budget' is not an object")
+    flops = budget.get("flops")
+    if flops is None:
+        return
+    if isinstance(flops, bool) or not isinstance(flops, int | float) or not math.isfinite(flops) or flops <= 0:
+        raise ScalingError(f"corrupt run record {source}: budget.flops must be a positive number, got {flops!r}")
+    if budget.get("flops_convention") not in FLOP_CONVENTIONS:
+        raise ScalingError(
+            f"corrupt run record {source}: budget.flops_convention must be one of {', '.join(FLOP_CONVENTIONS)}, "
+            f"got {budget.get('flops_convention')!r}"
+        )
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -194,6 +236,9 @@ COLUMN_SOURCES: dict[str, str] = {
     "C_kaplan": "result",
     "C_six_n": "result",
     "C_exact": "result",
+    "budget": "result",
+    "budget_convention": "result",
+    "grid_offset": "result",
     "loss": "result",
     "train_loss": "result",
     "lr": "static",
@@ -214,7 +259,8 @@ COLUMN_SOURCES: dict[str, str] = {
 
 # Order of the columns of the run table (runs.parquet / runs.csv). The names are the contract with
 # ``scaling fit``: N_<count> (the three parameter counts), D (tokens trained), C_<convention>
-# (training FLOPs under each convention) and loss (final held-out loss, nats/token).
+# (training FLOPs under each convention), loss (final held-out loss, nats/token) and the isoFLOP
+# tag: budget (C), budget_convention and grid_offset (empty for records without the tag).
 COLUMNS: tuple[str, ...] = tuple(COLUMN_SOURCES)
 # Columns known before training starts (the tracker logs them as W&B config ``derived``).
 STATIC_COLUMNS: tuple[str, ...] = tuple(c for c, s in COLUMN_SOURCES.items() if s in ("static", "both"))
@@ -250,7 +296,7 @@ def _part(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One table row (:data:`COLUMNS`) from one validated run record."""
     model, training, final = _part(record, "model"), _part(record, "training"), _part(record, "final")
-    throughput, corpus = _part(record, "throughput"), _part(record, "corpus")
+    throughput, corpus, budget = _part(record, "throughput"), _part(record, "corpus"), _part(record, "budget")
     params, flops = record["params"], record["flops"]
     row: dict[str, Any] = {
         "run_id": record["run_id"],
@@ -262,6 +308,9 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "D": record["tokens"],
         "steps": record.get("steps", training.get("total_steps")),
         **{f"C_{conv}": flops[conv] for conv in FLOP_CONVENTIONS},
+        "budget": budget.get("flops"),
+        "budget_convention": budget.get("flops_convention"),
+        "grid_offset": budget.get("grid_offset"),
         "loss": final.get("val_loss"),
         "train_loss": final.get("train_loss"),
         "lr": training.get("lr"),
