@@ -36,12 +36,22 @@ import math
 import netrc
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from scaling.collect import RESULT_COLUMNS, record_to_row
+from scaling.errors import ScalingError
+from scaling.records import (
+    COLUMNS,
+    FLOP_CONVENTIONS,
+    HISTORY_KEYS,
+    RESULT_COLUMNS,
+    STATIC_COLUMNS,
+    curve_point,
+    read_record,
+    record_to_row,
+)
 
 DEFAULT_HOST = "https://api.wandb.ai"
 OFF_MODES = ("disabled",)
@@ -132,19 +142,6 @@ def derived_config(spec: Any) -> dict[str, Any]:
     }
 
 
-def eval_metrics(point: Mapping[str, Any]) -> dict[str, Any]:
-    """One history row from one eval point of the curve (keys = ``scaling.collect.HISTORY_KEYS``)."""
-    flops = point.get("flops") or {}
-    return {
-        "step": point["step"],
-        "tokens": point["tokens"],
-        **{f"flops_{conv}": flops.get(conv) for conv in ("kaplan", "six_n", "exact")},
-        "train_loss": point.get("train_loss"),
-        "val_loss": point.get("val_loss"),
-        "lr": point.get("lr"),
-    }
-
-
 def result_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     """The summary entries of a finished or stopped run, from its table row."""
     summary = {k: row.get(k) for k in RESULT_COLUMNS if row.get(k) is not None}
@@ -183,7 +180,7 @@ class WandbTracker:
         if step <= self.last_step:
             return
         self.last_step = step
-        self.run.log(eval_metrics(point))
+        self.run.log(curve_point(point))
 
     def log_branch(self, record: Mapping[str, Any]) -> None:
         """Log a WSD cooldown branch: a summary row under ``wsd_branches`` and a ``wsd/*`` end point."""
@@ -197,7 +194,7 @@ class WandbTracker:
                 f"{BRANCH_PREFIX}/tokens": row["D"],
                 f"{BRANCH_PREFIX}/val_loss": row["loss"],
                 f"{BRANCH_PREFIX}/train_loss": row["train_loss"],
-                **{f"{BRANCH_PREFIX}/flops_{c}": row[f"C_{c}"] for c in ("kaplan", "six_n", "exact")},
+                **{f"{BRANCH_PREFIX}/flops_{c}": row[f"C_{c}"] for c in FLOP_CONVENTIONS},
             }
         )
 
@@ -231,8 +228,6 @@ class WandbTracker:
     # resume --------------------------------------------------------------------------------
 
     def _record_on_disk(self) -> dict[str, Any] | None:
-        from scaling.errors import ScalingError
-        from scaling.records import read_record
         from scaling.train.run import paths_for
 
         path, _ = paths_for(dict(self.cfg), self.run_id)
@@ -265,8 +260,6 @@ class WandbTracker:
                 self.log_branch(branch)
 
     def _branch_records(self) -> list[dict[str, Any]]:
-        from scaling.errors import ScalingError
-        from scaling.records import read_record
         from scaling.train.run import paths_for
         from scaling.train.runid import run_id_for
 
@@ -364,3 +357,66 @@ def tracker_factory(cfg: dict[str, Any], run_id: str, spec: Any) -> WandbTracker
     tracker = WandbTracker(run, cfg, run_id)
     tracker.replay()
     return tracker
+
+
+# -- reading W&B runs back (scaling collect --wandb) ---------------------------------------
+
+
+def wandb_run_to_rows(
+    run_id: str, config: Mapping[str, Any], summary: Mapping[str, Any], history: Iterable[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(run rows, curve rows) of one W&B run, from what the public API returns.
+
+    ``config`` is ``Run.config`` (the resolved Hydra config plus ``derived``, the
+    shape and hyperparameters the tracker resolved), ``summary`` is
+    ``Run.summary_metrics`` (results, and ``wsd_branches``: one full row per
+    cooldown branch), ``history`` is ``Run.scan_history()`` rows. Rows without a
+    ``val_loss`` (the ``wsd/*`` branch end points) are not curve points.
+    """
+    derived = config.get("derived") or {}
+    row: dict[str, Any] = {c: derived.get(c) for c in STATIC_COLUMNS}
+    row.update({c: summary[c] for c in RESULT_COLUMNS if summary.get(c) is not None})
+    row["run_id"] = summary.get("run_id") or run_id
+    row["experiment"] = config.get("experiment_name")
+    row["seed"] = config.get("seed")
+    row.setdefault("status", "finished")
+    rows = [{c: row.get(c) for c in COLUMNS}]
+    branches = summary.get("wsd_branches") or {}
+    for branch_id in sorted(branches):
+        branch = {**row, "reason": None, **dict(branches[branch_id])}
+        branch["run_id"] = branch.get("run_id") or branch_id
+        rows.append({c: branch.get(c) for c in COLUMNS})
+    curve = [
+        {"run_id": row["run_id"], **{k: point.get(k) for k in HISTORY_KEYS}}
+        for point in history
+        if point.get("val_loss") is not None and point.get("tokens") is not None
+    ]
+    curve.sort(key=lambda p: (p["tokens"], p["step"] or 0))
+    return rows, curve
+
+
+def collect_wandb(path: str, group: str, api: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(run rows, curve rows) of the finished W&B runs of ``group`` in ``ENTITY/PROJECT``.
+
+    The curve comes from ``Run.scan_history`` because ``Run.history`` samples at most 500 rows.
+    """
+    import wandb
+
+    if api is None and not has_credentials():
+        raise ScalingError("no W&B credentials: set WANDB_API_KEY or run `wandb login` to collect from W&B")
+    runs_out: list[dict[str, Any]] = []
+    curves_out: list[dict[str, Any]] = []
+    try:
+        api = api or wandb.Api(timeout=30)
+        for run in api.runs(path, filters={"group": group, "state": "finished"}):
+            history = run.scan_history(keys=list(HISTORY_KEYS))
+            rows, curve = wandb_run_to_rows(run.id, run.config, run.summary_metrics, history)
+            runs_out.extend(rows)
+            curves_out.extend(curve)
+    except ScalingError:
+        raise
+    except Exception as err:  # network, auth, unknown project: one line, not a traceback
+        raise ScalingError(f"cannot read W&B runs of {path} group {group!r}: {_first_line(err)}") from None
+    if not runs_out:
+        raise ScalingError(f"no finished W&B runs in {path} with group {group!r}")
+    return runs_out, curves_out

@@ -12,12 +12,12 @@ from conftest import compose_train, tiny_overrides
 from test_wandb import offline_runs
 
 from scaling.cli import main
-from scaling.collect import COLUMNS, CURVE_COLUMNS, record_to_row, wandb_run_to_rows
-from scaling.records import load_records
-from scaling.tracking import tracker_factory
+from scaling.records import COLUMNS, CURVE_COLUMNS, load_records, record_to_row
+from scaling.tracking import tracker_factory, wandb_run_to_rows
 from scaling.train.run import run_training
 
-WSD = ["schedule=wsd", "schedule.branches=[0.5]", "train.tokens=12800"]
+# 4e9 FLOPs are 25 steps of 512 tokens for the tiny model; the branch spends half (its own budget tag).
+WSD = ["schedule=wsd", "schedule.branches=[0.5]", "train.flops=4e9"]
 DIVERGE = ["optim.lr=1e30", "optim.grad_clip=0", "schedule.warmup_tokens=0", "train.tokens=12800"]
 
 
@@ -66,6 +66,11 @@ def test_collect_writes_one_row_per_record(trained: Path, capsys: pytest.Capture
     branch = table[table["branch_of"].notna()].iloc[0]
     main_run = table[table["run_id"] == branch["branch_of"]].iloc[0]
     assert branch["schedule"] == "wsd" and branch["D"] < main_run["D"]
+    # The isoFLOP tag: each horizon its own budget C; a budget given in tokens has none.
+    assert (main_run["budget"], branch["budget"]) == (4e9, 2e9)
+    assert main_run["budget_convention"] == branch["budget_convention"] == "exact"
+    assert pd.isna(main_run["grid_offset"])  # no isoFLOP grid here
+    assert pd.isna(table[table["status"] == "diverged"].iloc[0]["budget"])
     assert pd.isna(table[table["status"] == "diverged"].iloc[0]["loss"])
     # CSV holds the same table; the curve is long format; no temp files are left.
     csv = pd.read_csv(exp / "runs.csv")
@@ -141,6 +146,7 @@ def test_wandb_rows_match_record_rows(trained: Path) -> None:
                 assert row[column] == pytest.approx(expected[column]), column
             else:
                 assert row[column] == expected[column], column
+    assert [r["budget"] for r in rows] == [4e9, 2e9]  # the tag travels through the W&B summary
     record_curve = records[main_id]["curve"]
     assert [p["tokens"] for p in curve] == [p["tokens"] for p in record_curve]
     assert [p["val_loss"] for p in curve] == pytest.approx([p["val_loss"] for p in record_curve])

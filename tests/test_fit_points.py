@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.collect import collect_records, write_tables
 from scaling.errors import ScalingError
+from scaling.fit.approach2 import group_budgets
 from scaling.fit.points import best_per_group, group_by_log, load_points, require_fittable
 from scaling.records import write_record
 
@@ -136,6 +138,79 @@ def test_grouping_helpers() -> None:
     assert len(set(labels)) == 3 and labels[0] == labels[1] and labels[2] == labels[3]
     x, y = best_per_group(np.array([1e6, 1e6, 2e6, 4e6]), np.array([4.0, 3.5, 3.2, 3.3]))
     assert list(x) == [1e6, 2e6] and list(y) == [3.5, 3.2]  # 4e6 does not improve: data-limited
+
+
+def _tag(c: float, convention: str = "exact", offset: int = 0, fraction: float = 1.0) -> dict[str, Any]:
+    return {
+        "flops": c,
+        "flops_convention": convention,
+        "tokens": None,
+        "tokens_per_param": None,
+        "grid_kind": "isoflop",
+        "grid_offset": offset,
+        "fraction": fraction,
+    }
+
+
+def _isoflop_records(root: Path, budgets: tuple[float, ...] = (1e15, 1e16), **tag: Any) -> None:
+    """Three sizes per budget whose realised C scatters by +-8%: too much for grouping by C within 5%."""
+    for c in budgets:
+        for i, (scale, spread) in enumerate(((0.5, 0.92), (1.0, 1.0), (2.0, 1.08))):
+            n = scale * (c / 120) ** 0.5
+            d = spread * c / (6.6 * n)
+            write_record(
+                root / "runs" / f"c{c:.0e}-{i}.json", record(f"c{c:.0e}-{i}", n, d, 3.0, budget=_tag(c, **tag))
+            )
+
+
+def test_fits_group_budgets_by_the_record_tag(tmp_path: Path) -> None:
+    _isoflop_records(tmp_path)
+    pts = load_points(tmp_path)
+    assert sorted(set(pts.budget)) == [1e15, 1e16] and pts.budget_from == "run record budget.flops"
+    labels, values, how = group_budgets(pts)
+    assert how == "budget tag (run record budget.flops)" and len(values) == 2
+    by_tag = {b: set(labels[pts.budget == b]) for b in (1e15, 1e16)}
+    assert all(len(group) == 1 for group in by_tag.values()) and by_tag[1e15] != by_tag[1e16]
+    # Without the tag the same C values fall into more than two groups: the tag is what holds them together.
+    assert len(set(group_by_log(pts.c, 0.05))) > 2
+    # The tag survives `scaling collect`: its table groups the same way.
+    runs, curves = collect_records(tmp_path)
+    (table, *_) = write_tables(runs, curves, tmp_path / "table")
+    from_table = load_points(table)
+    assert from_table.budget_from == "column budget"
+    assert dict(zip(from_table.run_id, from_table.budget, strict=True)) == dict(
+        zip(pts.run_id, pts.budget, strict=True)
+    )
+
+
+def test_fits_fall_back_to_grouping_by_c(tmp_path: Path) -> None:
+    """Older records (no tag) beside tagged ones, or tags under two conventions: group by C, and say why."""
+    _isoflop_records(tmp_path / "a", budgets=(1e15,))
+    write_record(tmp_path / "b" / "runs" / "old.json", record("old", 1e6, 1e8, 4.0))
+    pts = load_points(tmp_path)
+    assert any("budget tag on 3 of 4 runs only" in n for n in pts.notes)
+    assert group_budgets(pts)[2] == "C equal within 5%"
+    _isoflop_records(tmp_path / "c", budgets=(1e16,), convention="six_n")
+    (tmp_path / "b" / "runs" / "old.json").unlink()
+    pts = load_points(tmp_path)
+    assert any("budget tags under 2 FLOP conventions (exact, six_n)" in n for n in pts.notes)
+    assert np.isnan(pts.budget).all() and group_budgets(pts)[2] == "C equal within 5%"
+
+
+def test_collect_table_with_empty_budget_cells(tmp_path: Path) -> None:
+    """A collected table leaves the tag empty for untagged runs: they load, and the fit groups by C."""
+    path = tmp_path / "runs.csv"
+    path.write_text(
+        "run_id,status,N_non_embedding,N_with_head,N_total,D,C_kaplan,C_six_n,C_exact,budget,budget_convention,loss\n"
+        "a,finished,1,2,3,1e8,1e15,1e15,1e15,1e15,exact,4.0\n"
+        "b,finished,1,2,3,2e8,2e15,2e15,2e15,,,3.9\n"
+    )
+    pts = load_points(path)
+    assert pts.budget[0] == 1e15 and math.isnan(pts.budget[1])
+    assert group_budgets(pts)[2] == "C equal within 5%"
+    path.write_text(path.read_text().replace("1e15,exact", "-1,exact"))
+    with pytest.raises(ScalingError, match="line 2: column 'budget' must be positive"):
+        load_points(path)
 
 
 # ----------------------------------------------------------------------------- bad input

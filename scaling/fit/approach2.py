@@ -1,7 +1,7 @@
 """Chinchilla Approach 2 (Hoffmann et al. 2022, sec. 3.2): isoFLOP profiles.
 
-Final points are grouped by compute budget -- an explicit ``config.grid.budget`` tag
-when the records carry one, else C values equal within a relative tolerance. For each
+Final points are grouped by compute budget -- an explicit isoFLOP tag (``budget.flops``)
+when every run carries one, else C values equal within a relative tolerance. For each
 budget a parabola of loss against log N is fitted; its vertex is N_opt for that
 budget. D_opt is read off the group's own log D vs log N line at N_opt, so it holds
 under any FLOP convention (under C = 6ND it equals C / (6 N_opt)). Power laws
@@ -66,7 +66,7 @@ def group_budgets(points: FitPoints, rel_tol: float = 0.05) -> tuple[np.ndarray,
     """
     if np.all(np.isfinite(points.budget)):
         _, labels = np.unique(points.budget, return_inverse=True)
-        how = "budget tag (config.grid.budget)"
+        how = f"budget tag ({points.budget_from})"
     else:
         labels = group_by_log(points.c, rel_tol)
         how = f"C equal within {rel_tol:.0%}"

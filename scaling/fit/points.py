@@ -12,7 +12,8 @@ Inputs accepted:
 * a directory searched at any depth for ``runs/*.json`` run records (or one record file);
 * a CSV with columns ``N, D, loss`` (optional ``C``, default 6·N·D; optional
   ``run_id`` grouping the rows of one run's curve; optional ``budget`` isoFLOP tag);
-* the table written by ``scaling collect`` (CSV or Parquet, one row per run);
+* the table written by ``scaling collect`` (CSV or Parquet, one row per run; its
+  ``budget`` column is empty for runs without the tag);
 * Epoch AI's Chinchilla extraction (columns ``Model Size``, ``Training FLOP``, ``loss``;
   D = C / (6 N), Besiroglu et al. 2024).
 """
@@ -28,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, iter_record_paths, read_record
+from scaling.records import (
+    FLOP_CONVENTIONS,
+    PARAM_COUNTS,
+    curve_point,
+    iter_record_paths,
+    read_record,
+    record_to_row,
+)
 
 # Columns of the table written by ``scaling collect``: N_<params>, C_<flops>, D (or tokens), loss.
 _COLLECT_N = {p: f"N_{p}" for p in PARAM_COUNTS}
@@ -54,8 +62,10 @@ class Curve:
 class FitPoints:
     """One final point per run (arrays aligned by run), each run's curve, and where they came from.
 
-    ``budget`` holds an explicit isoFLOP tag per run (NaN where absent); ``curves[i]`` is run
-    ``i``'s eval curve or ``None`` when the input held only final points.
+    ``budget`` holds an explicit isoFLOP tag per run (NaN where absent), read from
+    ``budget_from``: a record's ``budget.flops`` (:mod:`scaling.records`), else its
+    ``config.grid.budget`` (hand-written records), or a table's ``budget`` column.
+    ``curves[i]`` is run ``i``'s eval curve or ``None`` when the input held only final points.
     """
 
     run_id: np.ndarray
@@ -73,6 +83,7 @@ class FitPoints:
     c_from: str
     skipped: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    budget_from: str = ""
 
     def __len__(self) -> int:
         return len(self.n)
@@ -165,13 +176,18 @@ def _load_records(path: Path, params: str, flops: str) -> FitPoints:
     if not rows:
         detail = ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
         raise ScalingError(f"no finished runs under {path} ({detail})")
+    budget, budget_from, notes = _budget_tags(
+        np.array([r["budget"] for r in rows], dtype=float),
+        [r["budget_convention"] for r in rows],
+        [r["budget_from"] for r in rows],
+    )
     return FitPoints(
         run_id=np.array([r["run_id"] for r in rows], dtype=object),
         n=np.array([r["n"] for r in rows], dtype=float),
         d=np.array([r["d"] for r in rows], dtype=float),
         c=np.array([r["c"] for r in rows], dtype=float),
         loss=np.array([r["loss"] for r in rows], dtype=float),
-        budget=np.array([r["budget"] for r in rows], dtype=float),
+        budget=budget,
         curves=tuple(r["curve"] for r in rows),
         source=str(path),
         kind="records",
@@ -180,6 +196,8 @@ def _load_records(path: Path, params: str, flops: str) -> FitPoints:
         n_from=f"params.{params}",
         c_from=f"flops.{flops}",
         skipped=skipped,
+        notes=tuple(notes),
+        budget_from=budget_from,
     )
 
 
@@ -197,29 +215,36 @@ def _positive(value: Any, what: str, where: str) -> float:
 
 
 def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops: str) -> dict[str, Any]:
+    """The fit's point and curve of one record, read through the record's table row (one mapping)."""
     where = f"run record {path}"
-    final = rec["final"] if isinstance(rec["final"], dict) else {}
+    table = record_to_row(rec)
     row: dict[str, Any] = {
         "run_id": run_id,
-        "n": _positive(rec["params"][params], f"params.{params}", where),
-        "d": _positive(rec["tokens"], "tokens", where),
-        "c": _positive(rec["flops"][flops], f"flops.{flops}", where),
-        "loss": _positive(final.get("val_loss"), "final.val_loss", where),
+        "n": _positive(table[f"N_{params}"], f"params.{params}", where),
+        "d": _positive(table["D"], "tokens", where),
+        "c": _positive(table[f"C_{flops}"], f"flops.{flops}", where),
+        "loss": _positive(table["loss"], "final.val_loss", where),
     }
-    grid = rec["config"].get("grid") if isinstance(rec["config"], dict) else None
-    budget = grid.get("budget") if isinstance(grid, dict) else None
-    row["budget"] = float(budget) if isinstance(budget, int | float) and budget > 0 else math.nan
+    row["budget"], row["budget_convention"], row["budget_from"] = math.nan, None, None
+    if table["budget"] is not None:  # the record's isoFLOP tag (validated by read_record)
+        row["budget"], row["budget_convention"] = float(table["budget"]), table["budget_convention"]
+        row["budget_from"] = "run record budget.flops"
+    else:  # a tag set by hand in the config, as records made outside scaling-train may carry
+        grid = rec["config"].get("grid") if isinstance(rec["config"], dict) else None
+        legacy = grid.get("budget") if isinstance(grid, dict) else None
+        if isinstance(legacy, int | float) and legacy > 0:
+            row["budget"], row["budget_from"] = float(legacy), "config.grid.budget"
     tokens, cflops, loss = [], [], []
     for i, pt in enumerate(rec["curve"]):
         if not isinstance(pt, dict):
             raise ScalingError(f"{where}: curve[{i}] is not an object")
-        t = pt.get("tokens")
+        point = curve_point(pt)
+        t = point["tokens"]
         if isinstance(t, int | float) and t <= 0:
             continue  # the step-0 evaluation has no tokens/FLOPs yet: nothing to place on a log axis
         tokens.append(_positive(t, f"curve[{i}].tokens", where))
-        f = pt.get("flops")
-        cflops.append(_positive(f.get(flops) if isinstance(f, dict) else None, f"curve[{i}].flops.{flops}", where))
-        loss.append(_positive(pt.get("val_loss"), f"curve[{i}].val_loss", where))
+        cflops.append(_positive(point[f"flops_{flops}"], f"curve[{i}].flops.{flops}", where))
+        loss.append(_positive(point["val_loss"], f"curve[{i}].val_loss", where))
     order = np.argsort(tokens, kind="stable")
     row["curve"] = (
         Curve(run_id, row["n"], np.asarray(tokens)[order], np.asarray(cflops)[order], np.asarray(loss)[order])
@@ -252,6 +277,36 @@ def _column(frame: Any, name: str, path: Path, rows: np.ndarray) -> np.ndarray:
             f"{path} line {rows[i]}: column {name!r} must be positive and finite, got {frame[name].iloc[i]}"
         )
     return values
+
+
+def _optional_column(frame: Any, name: str, path: Path, rows: np.ndarray) -> np.ndarray:
+    """Column ``name`` as floats where empty cells stay NaN; any other cell must be positive and finite."""
+    present = frame[name].notna().to_numpy()
+    values = np.full(len(frame), math.nan, dtype=float)
+    if present.any():
+        values[present] = _column(frame[present], name, path, rows[present])
+    return values
+
+
+def _budget_tags(
+    budget: np.ndarray, conventions: Sequence[str | None], sources: Sequence[str | None]
+) -> tuple[np.ndarray, str, list[str]]:
+    """The isoFLOP tags a fit may group budgets by, where they came from, and notes on what was not used.
+
+    Tags group budgets only when every run has one (Approach 2 falls back to grouping by C within a
+    tolerance otherwise, as for older records), and only under one FLOP convention: the same number
+    under two conventions names two different budgets.
+    """
+    tagged = np.isfinite(budget)
+    notes: list[str] = []
+    named = sorted({str(c) for c, t in zip(conventions, tagged, strict=True) if t and c})
+    if len(named) > 1:
+        notes.append(f"budget tags under {len(named)} FLOP conventions ({', '.join(named)}): budgets grouped by C")
+        return np.full(len(budget), math.nan, dtype=float), "", notes
+    if 0 < tagged.sum() < len(budget):
+        notes.append(f"budget tag on {int(tagged.sum())} of {len(budget)} runs only: budgets grouped by C")
+    origin = sorted({str(s) for s, t in zip(sources, tagged, strict=True) if t and s})
+    return budget, " and ".join(origin), notes
 
 
 def _load_table(path: Path, params: str, flops: str) -> FitPoints:
@@ -302,9 +357,15 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         notes.append("--params/--flops do not apply to this table: N and C are used as given")
     if kind == "csv" and c_col is None:
         notes.append("no C column: C = 6 N D")
-    budget = (
-        _column(frame, lower["budget"], path, line) if "budget" in lower else np.full(len(frame), math.nan, dtype=float)
-    )
+    budget, budget_from = np.full(len(frame), math.nan, dtype=float), ""
+    if "budget" in lower:
+        # A `scaling collect` table leaves the tag empty for runs without one; elsewhere it must be set.
+        read = _optional_column if kind == "collect" else _column
+        budget, budget_from = read(frame, lower["budget"], path, line), "column budget"
+    given = frame[lower["budget_convention"]] if "budget_convention" in lower else [None] * len(frame)
+    conventions = [c if isinstance(c, str) else None for c in given]
+    budget, budget_from, budget_notes = _budget_tags(budget, conventions, [budget_from] * len(frame))
+    notes.extend(budget_notes)
     if "run_id" in lower:
         run_id = frame[lower["run_id"]].astype(str).to_numpy(dtype=object)
     else:
@@ -326,6 +387,7 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         c_from=c_col if c_col else "6*N*D",
         skipped=skipped,
         notes=tuple(notes),
+        budget_from=budget_from,
     )
 
 

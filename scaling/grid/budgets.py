@@ -26,8 +26,8 @@ from scaling.errors import ScalingError
 from scaling.grid.hparams import HParamLaws, HParams, hparams_for_shape
 from scaling.grid.shapes import PARAM_COUNTS, shape_for_params
 from scaling.models import ModelShape
+from scaling.records import FLOP_CONVENTIONS as CONVENTIONS
 
-CONVENTIONS = ("kaplan", "six_n", "exact")
 #: The parameter count each FLOP convention multiplies (exact FLOPs include the head, like six_n).
 DEFAULT_COUNT = {"kaplan": "non_embedding", "six_n": "with_head", "exact": "with_head"}
 #: Hoffmann et al. 2022's compute-optimal tokens per parameter, rounded.

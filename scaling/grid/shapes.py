@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from scaling.accounting import count_params
 from scaling.errors import ScalingError
 from scaling.models import ModelShape, get_family
-
-PARAM_COUNTS = ("non_embedding", "with_head", "total")
+from scaling.records import PARAM_COUNTS
 
 #: Default aspect-ratio band (d_model / n_layers); see the module docstring for its sources.
 DEFAULT_ASPECT: tuple[float, float] = (32.0, 128.0)

@@ -36,6 +36,36 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def budget_tag(cfg: dict[str, Any], fraction: float = 1.0) -> dict[str, Any]:
+    """The record's ``budget`` tag (schema in :mod:`scaling.records`) for a horizon of this run.
+
+    Read from the config the run was resolved from; a WSD branch at ``fraction`` of the main
+    horizon is its own budget, ``fraction`` times the main one. With the ``chinchilla`` preset's
+    ``schedule=wsd`` the config is already merged (``merge_wsd_budgets``: the largest budget, the
+    smaller ones as branches), so each branch's tag gives back its own ``tokens_per_param``.
+    """
+    train, grid = cfg["train"], cfg.get("grid") or {}
+    kind = str(grid.get("kind") or "none")
+
+    def scaled(key: str) -> float | None:
+        if train.get(key) is None:
+            return None
+        value = float(train[key]) * fraction
+        # b / B * B is not always b in floating point; 12 digits give the budget the sweep named.
+        return value if fraction == 1.0 else float(f"{value:.12g}")
+
+    flops = scaled("flops")
+    return {
+        "flops": flops,
+        "flops_convention": str(train.get("flops_convention") or "exact") if flops is not None else None,
+        "tokens": scaled("tokens"),
+        "tokens_per_param": scaled("tokens_per_param"),
+        "grid_kind": kind,
+        "grid_offset": grid.get("offset") if kind == "isoflop" else None,
+        "fraction": fraction,
+    }
+
+
 def build_record(
     *,
     run_id: str,
@@ -51,8 +81,9 @@ def build_record(
     final: dict[str, float] | None = None,
     reason: str | None = None,
     branch_of: str | None = None,
+    fraction: float = 1.0,
 ) -> dict[str, Any]:
-    """One record for one (N, D) point: the main run or a WSD cooldown branch."""
+    """One record for one (N, D) point: the main run or a WSD cooldown branch at ``fraction`` of its budget."""
     tokens = steps * spec.tokens_per_step
     record: dict[str, Any] = {
         "run_id": run_id,
@@ -86,6 +117,7 @@ def build_record(
         "tokenizer": corpus.tokenizer,
         "versions": versions(),
         "git_commit": git_commit(),
+        "budget": budget_tag(cfg, fraction),
     }
     if reason:
         record["reason"] = reason

@@ -167,7 +167,13 @@ def _train_claimed(
         branch_id = run_id_for(cfg, {"wsd_branch": result.horizon.fraction})
         path, _ = paths_for(cfg, branch_id)
         branch_record = record(
-            "finished", result.curve, result.horizon.steps, run_id=branch_id, final=result.final, branch_of=run_id
+            "finished",
+            result.curve,
+            result.horizon.steps,
+            run_id=branch_id,
+            final=result.final,
+            branch_of=run_id,
+            fraction=result.horizon.fraction,
         )
         write_record(path, branch_record)
         if tracker:
