@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "collect": "scaling.collect",
     "prepare": "scaling.data.prepare",
     "compare": "scaling.compare",
+    "explore": "scaling.explore.cli",
 }
 
 
