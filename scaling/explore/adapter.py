@@ -8,12 +8,11 @@ functions -- and every such import lives here, so a module move is a one-file ch
 from __future__ import annotations
 
 from scaling.accounting import flops_per_token
-from scaling.collect import record_to_row
 from scaling.fit.points import group_by_log
 from scaling.grid.shapes import shape_for_params
 from scaling.plan.laws import LAWS, PF_DAY, Allocation, FittedLaw, KaplanLaw, Law, load_fit
 from scaling.plan.planner import REFERENCE_MODELS, make_plan, place_models, plan_shape
-from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, load_records
+from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, load_records, record_to_row
 
 __all__ = [
     "FLOP_CONVENTIONS",
