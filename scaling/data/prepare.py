@@ -51,10 +51,10 @@ from scaling.data.prepared import (
     MANIFEST,
     SPLITS,
     corpus_fingerprint,
-    dtype_for_vocab,
     read_manifest,
 )
 from scaling.data.split import doc_hash, is_validation_doc
+from scaling.data.tokens import token_dtype
 from scaling.errors import ScalingError
 from scaling.records import atomic_write_json
 
@@ -550,7 +550,7 @@ def _prepare_locked(
     progress_bar: bool | None,
     on_progress: Callable[[Progress], None] | None,
 ) -> Path:
-    dtype = dtype_for_vocab(tok.vocab_size)
+    dtype = token_dtype(tok.vocab_size)
     state = _State()
     created = _now()
     if (out / MANIFEST).exists():

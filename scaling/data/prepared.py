@@ -30,11 +30,6 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val")
 
 
-def dtype_for_vocab(vocab_size: int) -> np.dtype:
-    """Smallest unsigned dtype holding every token id (ids are < vocab_size)."""
-    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
-
-
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
     """sha256 of a file, read in chunks (shards can be gigabytes)."""
     digest = hashlib.sha256()
