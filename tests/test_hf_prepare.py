@@ -23,12 +23,11 @@ import pytest
 from scaling.data.prepare import (
     Progress,
     ensure_prepared,
-    load_preset,
     load_tokenizer_info,
     prepare_corpus,
-    settings_from_config,
 )
 from scaling.data.prepared import MANIFEST, corpus_fingerprint, open_prepared, read_manifest
+from scaling.data.settings import load_preset, settings_from_config
 from scaling.data.split import is_validation_doc
 from scaling.data.tokenizer import EOS, load_hf_tokenizer, train_bpe
 from scaling.errors import ScalingError
