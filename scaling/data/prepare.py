@@ -62,6 +62,7 @@ from scaling.data.settings import (
     settings_from_config,
 )
 from scaling.data.split import doc_hash, is_validation_doc
+from scaling.data.tokenizer import TokenizerInfo, load_tokenizer_info
 from scaling.data.tokens import token_dtype
 from scaling.errors import ScalingError
 from scaling.records import atomic_write_json
@@ -74,49 +75,6 @@ _PARTIAL = ".partial"
 SPLIT_RULE = (
     "a document goes to val iff blake2b-64(utf-8 text) < val_fraction * 2**64 (scaling.data.split.is_validation_doc)"
 )
-
-
-# ----------------------------------------------------------------------------------------------- tokenizer
-
-
-@dataclass
-class TokenizerInfo:
-    """The loaded tokenizer plus the identity recorded in the manifest."""
-
-    spec: str
-    tokenizer: Any
-    vocab_size: int
-    eos_token_id: int
-    content_sha256: str | None
-    serialized: str | None  # backend JSON, shipped to worker processes
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name_or_path": getattr(self.tokenizer, "name_or_path", self.spec),
-            "class": type(self.tokenizer).__name__,
-            "vocab_size": self.vocab_size,
-            "eos_token_id": self.eos_token_id,
-            "eos_token": self.tokenizer.eos_token,
-            "content_sha256": self.content_sha256,
-        }
-
-
-def load_tokenizer_info(spec: str) -> TokenizerInfo:
-    """Load the tokenizer (GPT-2 by default) and hash its full serialised form."""
-    from scaling.data.tokenizer import load_hf_tokenizer
-
-    tok = load_hf_tokenizer(spec)
-    serialized = tok.backend_tokenizer.to_str() if getattr(tok, "is_fast", False) else None
-    content = hashlib.sha256(serialized.encode()).hexdigest() if serialized else None
-    return TokenizerInfo(
-        spec=spec,
-        tokenizer=tok,
-        vocab_size=len(tok),
-        eos_token_id=int(tok.eos_token_id),
-        content_sha256=content,
-        serialized=serialized,
-    )
 
 
 # ----------------------------------------------------------------------------------------------- identity
