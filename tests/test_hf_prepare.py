@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from scaling.data.prepare import Progress, ensure_prepared, prepare_corpus
-from scaling.data.prepared import MANIFEST, corpus_fingerprint, open_prepared, read_manifest
 from scaling.data.settings import load_preset, settings_from_config
+from scaling.data.shards import MANIFEST, corpus_fingerprint, open_prepared, read_manifest
 from scaling.data.split import is_validation_doc
 from scaling.data.tokenizer import EOS, load_hf_tokenizer, load_tokenizer_info, train_bpe
 from scaling.errors import ScalingError

@@ -45,14 +45,6 @@ from scaling.data.hf import (
     load_source,
     local_files_stat,
 )
-from scaling.data.prepared import (
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST,
-    SPLITS,
-    corpus_fingerprint,
-    read_manifest,
-)
 from scaling.data.settings import (
     DEFAULT_SHARD_TOKENS,
     DEFAULT_TOKENIZER,
@@ -61,17 +53,27 @@ from scaling.data.settings import (
     load_preset,
     settings_from_config,
 )
+from scaling.data.shards import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SPLITS,
+    ShardWriter,
+    corpus_fingerprint,
+    discard_unlisted,
+    read_manifest,
+    verify_listed,
+    write_manifest,
+)
 from scaling.data.split import doc_hash, is_validation_doc
 from scaling.data.tokenizer import TokenizerInfo, load_tokenizer_info
 from scaling.data.tokens import token_dtype
 from scaling.errors import ScalingError
-from scaling.records import atomic_write_json
 
 HELP = "Tokenize a Hugging Face dataset (hub or local files) into sharded token memmaps for training."
 
 DEFAULT_ROOT = ".cache/scaling/prepared"
 _LOCK = ".prepare.lock"
-_PARTIAL = ".partial"
 SPLIT_RULE = (
     "a document goes to val iff blake2b-64(utf-8 text) < val_fraction * 2**64 (scaling.data.split.is_validation_doc)"
 )
@@ -233,59 +235,7 @@ def _encode_in_worker(texts: list[Any]) -> EncodedBatch:
     return _WORKER_ENCODER(texts)
 
 
-# ----------------------------------------------------------------------------------------------- writing
-
-
-class ShardWriter:
-    """Appends documents to ``<split>/<index>.bin.partial``; closing renames it into place."""
-
-    def __init__(self, root: Path, split: str, dtype: np.dtype, start_index: int):
-        self.dir = root / split
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.split = split
-        self.dtype = dtype
-        self.index = start_index
-        self._fh: Any = None
-        self._digest = hashlib.sha256()
-        self.tokens = 0
-        self.documents = 0
-
-    def add(self, tokens: np.ndarray) -> None:
-        if self._fh is None:
-            self._fh = open(self.dir / f"{self.index:06d}.bin{_PARTIAL}", "wb", buffering=1 << 20)  # noqa: SIM115
-        data = tokens.tobytes()
-        self._fh.write(data)
-        self._digest.update(data)
-        self.tokens += len(tokens)
-        self.documents += 1
-
-    def close_shard(self) -> dict[str, Any] | None:
-        """Make the open shard durable and return its manifest entry (None when empty)."""
-        if self._fh is None:
-            return None
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
-        name = f"{self.index:06d}.bin"
-        os.replace(self.dir / (name + _PARTIAL), self.dir / name)
-        entry = {
-            "file": f"{self.split}/{name}",
-            "tokens": self.tokens,
-            "documents": self.documents,
-            "sha256": self._digest.hexdigest(),
-        }
-        self.index += 1
-        self._digest = hashlib.sha256()
-        self.tokens = 0
-        self.documents = 0
-        return entry
-
-    def abandon(self) -> None:
-        """Close the partial file without publishing it (it is discarded on resume)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+# ----------------------------------------------------------------------------------------------- state
 
 
 @dataclass
@@ -329,34 +279,6 @@ def _check_out_dir(out: Path) -> None:
         stray = sorted(p.name for p in out.iterdir() if p.name not in allowed and not p.name.startswith(f".{MANIFEST}"))
         if stray:
             raise ScalingError(f"{out} exists and is not a prepared corpus (holds {stray[:3]}): choose a new folder")
-
-
-def _discard_unlisted(out: Path, state: _State) -> None:
-    """Remove partial shards and shards written after the last manifest update."""
-    for split in SPLITS:
-        listed = {sh["file"] for sh in state.splits[split]["shards"]}
-        folder = out / split
-        if not folder.is_dir():
-            continue
-        for file in folder.iterdir():
-            rel = f"{split}/{file.name}"
-            if rel not in listed and (file.name.endswith(".bin") or file.name.endswith(".bin" + _PARTIAL)):
-                file.unlink()
-
-
-def _verify_listed(out: Path, state: _State, dtype: np.dtype) -> None:
-    for split in SPLITS:
-        for shard in state.splits[split]["shards"]:
-            file = out / shard["file"]
-            if not file.is_file() or file.stat().st_size != shard["tokens"] * dtype.itemsize:
-                raise ScalingError(
-                    f"cannot resume {out}: shard {shard['file']} is missing or has the wrong size; delete the folder"
-                )
-
-
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """Atomic write: a reader never sees half a manifest."""
-    atomic_write_json(out / MANIFEST, manifest)
 
 
 def _now() -> str:
@@ -411,8 +333,8 @@ def _prepare_locked(
             resume=prog.get("resume"),
             last_doc_hash=prog.get("last_doc_hash"),
         )
-        _verify_listed(out, state, dtype)
-    _discard_unlisted(out, state)
+        verify_listed(out, state.splits, dtype)
+    discard_unlisted(out, state.splits)
 
     show = sys.stderr.isatty() if progress_bar is None else progress_bar
     with _datasets_bars(show):
@@ -455,7 +377,7 @@ def _prepare_locked(
         return m
 
     if not (out / MANIFEST).exists():
-        _write_manifest(out, manifest(False))
+        write_manifest(out, manifest(False))
 
     writers = {s: ShardWriter(out, s, dtype, len(state.splits[s]["shards"])) for s in SPLITS}
 
@@ -467,7 +389,7 @@ def _prepare_locked(
                 info["shards"].append(entry)
                 info["tokens"] += entry["tokens"]
                 info["documents"] += entry["documents"]
-        _write_manifest(out, manifest(complete, stop_reason))
+        write_manifest(out, manifest(complete, stop_reason))
 
     stop_reason = "exhausted"
     started = time.perf_counter()
