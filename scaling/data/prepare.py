@@ -1,4 +1,4 @@
-"""``scaling prepare``: tokenize a Hugging Face corpus into sharded token memmaps.
+"""The preparation pipeline: tokenize a Hugging Face corpus into sharded token memmaps.
 
 Each document (a row of the chosen split) is tokenized, followed by EOS, and
 appended to the train or validation stream; which one is decided per document
@@ -13,11 +13,14 @@ are closed, fsynced, renamed into place and recorded in ``manifest.json``
 dataset iterator. A restart discards partial files, seeks to that document and
 continues; because the document order, the split rule and the cut rule are
 deterministic, the final shards are byte-identical to an uninterrupted run.
+
+Around it: settings.py turns the ``data`` node into :class:`PrepareSettings`,
+tokenizer.py identifies the tokenizer, shards.py owns the on-disk format, and
+prepare_cli.py is ``scaling prepare``; training calls :func:`ensure_prepared`.
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import itertools
@@ -45,14 +48,7 @@ from scaling.data.hf import (
     load_source,
     local_files_stat,
 )
-from scaling.data.settings import (
-    DEFAULT_SHARD_TOKENS,
-    DEFAULT_TOKENIZER,
-    DEFAULT_VAL_FRACTION,
-    PrepareSettings,
-    load_preset,
-    settings_from_config,
-)
+from scaling.data.settings import PrepareSettings, settings_from_config
 from scaling.data.shards import (
     FORMAT,
     FORMAT_VERSION,
@@ -69,8 +65,6 @@ from scaling.data.split import doc_hash, is_validation_doc
 from scaling.data.tokenizer import TokenizerInfo, load_tokenizer_info
 from scaling.data.tokens import token_dtype
 from scaling.errors import ScalingError
-
-HELP = "Tokenize a Hugging Face dataset (hub or local files) into sharded token memmaps for training."
 
 DEFAULT_ROOT = ".cache/scaling/prepared"
 _LOCK = ".prepare.lock"
@@ -117,7 +111,7 @@ def _slug(text: str) -> str:
     return keep.strip("._")[:60] or "corpus"
 
 
-def _source_stem(src: SourceSpec) -> str:
+def source_stem(src: SourceSpec) -> str:
     """A readable name for a source: hub name, local folder name, or builder + first file name."""
     if src.path in LOCAL_BUILDERS:
         files = src.local_files()
@@ -144,7 +138,7 @@ def resolve_prepared_dir(settings: PrepareSettings, ident: dict[str, Any]) -> Pa
     else:
         root = settings.prepared_root or os.environ.get("SCALING_DATA_DIR") or DEFAULT_ROOT
         src = settings.source
-        parts = [_source_stem(src), src.config or "", src.split]
+        parts = [source_stem(src), src.config or "", src.split]
         out = Path(root).expanduser() / f"{_slug('-'.join(p for p in parts if p))}-{_identity_hash(ident)[:12]}"
     return out if out.is_absolute() else _hydra_cwd() / out
 
@@ -585,86 +579,3 @@ def ensure_prepared(data_cfg: Mapping[str, Any]) -> Path:
             return out
     print(f"preparing corpus {settings.name!r} ({settings.source.path}) into {out}", file=sys.stderr)
     return prepare_corpus(settings, out, tokenizer=tok)
-
-
-# ----------------------------------------------------------------------------------------------- CLI
-
-
-_CLI_KEYS = {
-    "name": "name",
-    "path": "path",
-    "data_files": "data_files",
-    "subset": "config",
-    "split": "split",
-    "text_field": "text_field",
-    "revision": "revision",
-    "streaming": "streaming",
-    "tokenizer": "tokenizer",
-    "val_fraction": "val_fraction",
-    "max_documents": "max_documents",
-    "max_tokens": "max_tokens",
-    "shard_tokens": "shard_tokens",
-    "num_proc": "num_proc",
-    "out": "prepared_dir",
-    "hf_cache_dir": "hf_cache_dir",
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="data preset from configs/data (e.g. fineweb_edu, tinystories)")
-    parser.add_argument("--config-dir", help="hydra config folder holding data/ (default: the repo's configs/)")
-    parser.add_argument("--name", help="corpus name recorded in run records")
-    parser.add_argument("--path", help="hub dataset name, local folder, or builder: parquet | json | text | csv")
-    parser.add_argument("--data-files", nargs="+", help="files (globs allowed) for a local builder")
-    parser.add_argument("--subset", "--config", dest="subset", help="dataset subset/config name, e.g. sample-10BT")
-    parser.add_argument("--split", help="dataset split (default train)")
-    parser.add_argument("--text-field", help="column holding the document text (default text)")
-    parser.add_argument("--revision", help="dataset revision: branch, tag, commit or refs/convert/parquet")
-    parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=None, help="stream from the hub")
-    parser.add_argument("--tokenizer", help=f"HF tokenizer name or local path (default {DEFAULT_TOKENIZER})")
-    parser.add_argument(
-        "--val-fraction", type=float, help=f"held-out document fraction (default {DEFAULT_VAL_FRACTION})"
-    )
-    parser.add_argument("--max-documents", help="stop after this many source documents (e.g. 1e6)")
-    parser.add_argument("--max-tokens", help="stop once the train split holds this many tokens (e.g. 1e9)")
-    parser.add_argument("--shard-tokens", help=f"tokens per shard (default 2**26 = {DEFAULT_SHARD_TOKENS})")
-    parser.add_argument("--num-proc", help="tokenizer processes (default: min(cores, 16))")
-    parser.add_argument("--out", help="output folder (default: $SCALING_DATA_DIR/<source>-<hash>)")
-    parser.add_argument("--hf-cache-dir", help="datasets cache folder (default: the datasets default)")
-    parser.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None, help="tqdm bar (default: when a TTY)"
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The data config the CLI describes: a preset (or hf.yaml) with flags on top."""
-    if not args.preset and not args.path:
-        raise ScalingError("give --preset NAME or --path (hub dataset, local folder, or parquet/json/text builder)")
-    cfg = load_preset(args.preset or "hf", args.config_dir)
-    for arg, key in _CLI_KEYS.items():
-        value = getattr(args, arg, None)
-        if value is not None:
-            cfg[key] = value
-    if args.path and not args.preset and args.name is None:
-        cfg["name"] = _source_stem(SourceSpec(path=args.path, data_files=args.data_files))
-    return cfg
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    settings = settings_from_config(cfg)
-    try:
-        out = prepare_corpus(settings, None, progress_bar=args.progress)
-    except KeyboardInterrupt:
-        print("\ninterrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
-        return 130
-    manifest = read_manifest(out)
-    summary = {
-        "prepared_dir": str(out),
-        "train_tokens": manifest["splits"]["train"]["tokens"],
-        "val_tokens": manifest["splits"]["val"]["tokens"],
-        "documents": manifest["documents_read"],
-        "fingerprint": manifest["fingerprint"],
-    }
-    print(json.dumps(summary))
-    return 0
