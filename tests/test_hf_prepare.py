@@ -312,6 +312,7 @@ def test_presets_compose_from_hf_defaults() -> None:
         settings_from_config(cfg)  # valid as a config
 
 
+@pytest.mark.slow
 def test_cli_prepare_in_a_subprocess(work: Path, tmp_path: Path) -> None:
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "scaling.cli", "prepare", "--tokenizer", str(work / "tok"), "--num-proc", "1"]
