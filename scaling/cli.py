@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "plan": "scaling.plan.cli",
     "fit": "scaling.fit.cli",
     "collect": "scaling.collect",
-    "prepare": "scaling.data.prepare",
+    "prepare": "scaling.data.prepare_cli",
     "compare": "scaling.compare",
     "explore": "scaling.explore.cli",
 }

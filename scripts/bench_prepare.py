@@ -24,7 +24,9 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 from dataclasses import replace
-from scaling.data.prepare import load_tokenizer_info, prepare_corpus, settings_from_config
+from scaling.data.prepare import prepare_corpus
+from scaling.data.settings import settings_from_config
+from scaling.data.tokenizer import load_tokenizer_info
 cfg, out, batch = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 tok = load_tokenizer_info(cfg["tokenizer"])
 settings = replace(settings_from_config(cfg), batch_docs=batch)

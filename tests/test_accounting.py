@@ -45,6 +45,7 @@ def test_param_counts_match_the_model(family: str, spec: tuple) -> None:
     assert counts.with_head - counts.non_embedding == shape.vocab_size * shape.d_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 @pytest.mark.parametrize("spec", SHAPES)
 def test_exact_flops_match_flop_counter(family: str, spec: tuple) -> None:

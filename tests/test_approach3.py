@@ -61,6 +61,7 @@ def test_matches_scipy_per_start_search(law: ChinchillaLaw, n: int, sigma: float
             assert getattr(fit, name) == pytest.approx(value, rel=1e-2), name
 
 
+@pytest.mark.slow
 def test_exhaustive_hoffmann_grid_agrees_with_fast_search() -> None:
     """Newton from all 4500 of Hoffmann's starts reaches the optimum the profile scan finds."""
     N, D, loss = sample_law(CHINCHILLA, 20, 0.02, seed=5)  # noqa: N806
@@ -124,6 +125,7 @@ def test_compute_optimal_allocation() -> None:
             assert law.predict(n, c / (6 * n)) > best
 
 
+@pytest.mark.slow
 def test_bootstrap_ci_covers_truth_about_95_percent() -> None:
     """Percentile CIs from resampling points cover the true exponents in roughly 95% of repeats."""
     law = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)

@@ -43,6 +43,7 @@ def _collect(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return code, out, err
 
 
+@pytest.mark.slow
 def test_collect_writes_one_row_per_record(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = trained / "results" / "default"
     code, out, err = _collect(capsys, str(exp))
@@ -82,12 +83,14 @@ def test_collect_writes_one_row_per_record(trained: Path, capsys: pytest.Capture
     assert sorted(p.name for p in exp.iterdir() if p.is_file()) == ["curves.parquet", "runs.csv", "runs.parquet"]
 
 
+@pytest.mark.slow
 def test_collect_out_dir(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _collect(capsys, str(trained / "results"), "--out", str(tmp_path / "table"))
     assert code == 0, err
     assert len(pd.read_parquet(tmp_path / "table" / "runs.parquet")) == 3
 
 
+@pytest.mark.slow
 def test_corrupt_record_is_one_error_line(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = tmp_path / "exp"
     shutil.copytree(trained / "results" / "default" / "runs", exp / "runs")
@@ -126,6 +129,7 @@ def test_wandb_without_credentials_is_one_error_line(
     assert code == 2 and err.startswith("error: no W&B credentials") and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_wandb_rows_match_record_rows(trained: Path) -> None:
     """What the public API returns for a run (config, summary, scan_history) gives the records' rows.
 

@@ -19,6 +19,8 @@ from conftest import compose_train, tiny_overrides
 from scaling.records import iter_record_paths, read_record
 from scaling.train.run import run_training
 
+pytestmark = pytest.mark.slow  # every test here starts torchrun and trains
+
 SETTINGS = ("train.tokens=20000", "train.micro_batch_size=2", "train.device=cpu")  # global batch 8
 
 

@@ -20,17 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scaling.data.prepare import (
-    Progress,
-    ensure_prepared,
-    load_preset,
-    load_tokenizer_info,
-    prepare_corpus,
-    settings_from_config,
-)
-from scaling.data.prepared import MANIFEST, corpus_fingerprint, open_prepared, read_manifest
+from scaling.data.prepare import Progress, ensure_prepared, prepare_corpus
+from scaling.data.settings import load_preset, settings_from_config
+from scaling.data.shards import MANIFEST, corpus_fingerprint, open_prepared, read_manifest
 from scaling.data.split import is_validation_doc
-from scaling.data.tokenizer import EOS, load_hf_tokenizer, train_bpe
+from scaling.data.tokenizer import EOS, load_hf_tokenizer, load_tokenizer_info, train_bpe
 from scaling.errors import ScalingError
 
 VAL_FRACTION = 0.1
@@ -318,6 +312,7 @@ def test_presets_compose_from_hf_defaults() -> None:
         settings_from_config(cfg)  # valid as a config
 
 
+@pytest.mark.slow
 def test_cli_prepare_in_a_subprocess(work: Path, tmp_path: Path) -> None:
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "scaling.cli", "prepare", "--tokenizer", str(work / "tok"), "--num-proc", "1"]

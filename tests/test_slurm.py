@@ -24,6 +24,8 @@ from conftest import compose_train, tiny_overrides
 from scaling.records import iter_record_paths, load_records, read_record
 from scaling.train.run import run_training
 
+pytestmark = pytest.mark.slow  # every test here uses SLURM or runs scaling-train
+
 PARTITION = "debug"  # the partition slurm/local-cluster.sh creates
 READY_STATES = ("idle", "mixed", "allocated", "completing")
 

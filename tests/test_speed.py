@@ -97,6 +97,7 @@ def test_adamw_choice() -> None:
     assert cpu == ({"fused": True} if fused_adamw_supported("cpu") else {})
 
 
+@pytest.mark.slow
 def test_fused_and_foreach_adamw_match_the_per_tensor_reference() -> None:
     shape = ModelShape("llama", 32, 2, 2, 16, 64).resolved()
     models = {k: build_model(shape, seed=3) for k in ("reference", "fused", "foreach")}
@@ -144,6 +145,7 @@ def _synthetic_corpus(vocab: int, context: int):
     return TrainingCorpus("synthetic", "-", train, val, vocab, 0, {})
 
 
+@pytest.mark.slow
 def test_train_step_matches_a_plain_reference_loop(tmp_path: Path) -> None:
     """Our step (fused AdamW, accelerate bypassed where it only forwards) = the textbook loop."""
     from scaling.data.tokens import batch_offsets, gather_windows
@@ -211,6 +213,7 @@ def test_cpu_threads_policy(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the benchmark script ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bench_script_runs_a_tiny_ladder_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -250,6 +253,7 @@ def test_bench_script_runs_a_tiny_ladder_end_to_end(tmp_path: Path) -> None:
     assert any(line.startswith("packed / base over shapes: median") for line in lines)
 
 
+@pytest.mark.slow
 def test_bench_demo_ladder_is_the_demo_sweep_as_trained() -> None:
     """The benchmark's demo shapes and their token weights are those of the committed demo records."""
     sys.path.insert(0, str(REPO_ROOT / "scripts"))

@@ -21,6 +21,7 @@ def _multirun(results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, cwd=results)
 
 
+@pytest.mark.slow
 def test_sweep_runs_skips_and_extends_by_run_id(tmp_path: Path) -> None:
     first = _multirun(tmp_path, "train.tokens=8192", "seed=0,1")
     assert first.returncode == 0, first.stderr
@@ -39,6 +40,7 @@ def test_sweep_runs_skips_and_extends_by_run_id(tmp_path: Path) -> None:
     assert len(load_records(tmp_path)) == 3
 
 
+@pytest.mark.slow
 def test_impossible_grid_point_fails_before_any_training(tmp_path: Path) -> None:
     out = _multirun(tmp_path, "train.tokens=8192", "model.target_params=1e5,10")
     assert out.returncode == 2
@@ -47,6 +49,7 @@ def test_impossible_grid_point_fails_before_any_training(tmp_path: Path) -> None
     assert not (tmp_path / "default" / "runs").exists()
 
 
+@pytest.mark.slow
 def test_budget_below_one_batch_fails_before_any_training(tmp_path: Path) -> None:
     out = _multirun(tmp_path, "train.tokens=8192,100")
     assert out.returncode == 2 and "smaller than one batch" in out.stderr.strip().splitlines()[-1]
@@ -84,6 +87,7 @@ def test_isoflop_point_spends_the_budget(tmp_path: Path, convention: str) -> Non
     assert smaller.params.with_head < spec.params.with_head
 
 
+@pytest.mark.slow
 def test_wsd_branch_equals_a_dedicated_wsd_run(tmp_path: Path) -> None:
     common = ["schedule=wsd", "schedule.warmup_tokens=2048", "schedule.cooldown_frac=0.25"]
     branched = run_training(
@@ -105,6 +109,7 @@ def test_wsd_branch_equals_a_dedicated_wsd_run(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_wsd_budgets_of_one_size_share_one_run(tmp_path: Path) -> None:
     base = ["schedule=wsd", "schedule.warmup_tokens=2048", "grid.tokens_per_param=[0.1,0.2]"]
     first = run_training(
@@ -117,6 +122,7 @@ def test_wsd_budgets_of_one_size_share_one_run(tmp_path: Path) -> None:
     assert len(load_records(tmp_path)) == 2
 
 
+@pytest.mark.slow
 def test_packed_launcher_trains_runs_side_by_side_and_skips_them_after(tmp_path: Path) -> None:
     """hydra/launcher=packed: k worker processes, cores/k threads each, ordinary records, idempotent."""
     packed = ("train.tokens=8192", "seed=0,1", "hydra/launcher=packed", "hydra.launcher.n_jobs=2")

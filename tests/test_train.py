@@ -22,6 +22,7 @@ def _train(results: Path, *extra: str):
     return run_training(compose_train(tiny_overrides(results, *budget, *extra)))
 
 
+@pytest.mark.slow
 def test_run_writes_a_complete_record_and_learns(tmp_path: Path) -> None:
     outcome = _train(tmp_path, "model.family=gpt2", "train.tokens=60000", "optim.lr=1e-2")
     assert outcome.status == "finished"
@@ -45,6 +46,7 @@ def test_run_writes_a_complete_record_and_learns(tmp_path: Path) -> None:
     assert [p.name for p in outcome.record.parent.iterdir()] == [outcome.record.name]
 
 
+@pytest.mark.slow
 def test_same_config_same_run_id_and_rerun_skips(tmp_path: Path) -> None:
     first = _train(tmp_path)
     mtime = first.record.stat().st_mtime_ns
@@ -56,6 +58,7 @@ def test_same_config_same_run_id_and_rerun_skips(tmp_path: Path) -> None:
     assert other.run_id != first.run_id
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None:
     straight = _train(tmp_path / "a")
     stopped = _train(tmp_path / "b", "train.interrupt_at_step=10")
@@ -72,6 +75,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None
         assert pb["val_loss"] == pytest.approx(pa["val_loss"], rel=1e-6, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_a_rerun_resumes(tmp_path: Path) -> None:
     """A real SIGTERM to a real scaling-train process: checkpoint, clean exit, resume."""
     args = [sys.executable, "-m", "scaling.train.app", *tiny_overrides(tmp_path, "train.tokens=200000")]
@@ -97,6 +101,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes(tmp_path: Path) -> None:
     assert record["training"]["resumed_from_step"] == stopped_at > 0
 
 
+@pytest.mark.slow
 def test_nan_loss_marks_the_run_diverged(tmp_path: Path) -> None:
     outcome = _train(tmp_path, "optim.lr=1e30", "optim.grad_clip=0", "schedule.warmup_tokens=0")
     assert outcome.status == "diverged" and outcome.exit_code == 1
@@ -107,6 +112,7 @@ def test_nan_loss_marks_the_run_diverged(tmp_path: Path) -> None:
     assert _train(tmp_path, "optim.lr=1e30", "optim.grad_clip=0", "schedule.warmup_tokens=0").status == "skipped"
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_from_pretrained(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 

@@ -10,6 +10,9 @@ from conftest import compose_train, tiny_overrides
 
 from scaling.train.runid import run_id_for
 
+# every test here runs the scaling-train entry point, which composes the config and loads the corpus
+pytestmark = pytest.mark.slow
+
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
     """Run the real console entry point in-process and return (exit status, stderr)."""

@@ -16,6 +16,8 @@ from scaling.errors import ScalingError
 from scaling.records import read_record
 from scaling.train.run import run_training
 
+pytestmark = pytest.mark.slow  # every test here trains
+
 
 @pytest.fixture(scope="module")
 def local_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -130,6 +130,7 @@ def _train(results: Path, *extra: str):
     return run_training(cfg, tracker_factory)
 
 
+@pytest.mark.slow
 def test_two_runs_in_one_process_log_two_offline_runs(
     tmp_path: Path, wandb_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,6 +178,7 @@ def test_two_runs_in_one_process_log_two_offline_runs(
     assert runs[0]["group"] == "wbtest" and runs[1]["group"] == "default" == runs[1]["config"]["experiment_name"]
 
 
+@pytest.mark.slow
 def test_without_credentials_logs_offline_and_marks_divergence(
     tmp_path: Path, wandb_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -195,6 +197,7 @@ def test_without_credentials_logs_offline_and_marks_divergence(
     assert run["exit_code"] == 1
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_its_wandb_run_with_the_whole_curve(tmp_path: Path, wandb_dir: Path) -> None:
     """Same W&B id after a resume; the replay makes the last offline run complete, branches included."""
     wsd = ["schedule=wsd", "schedule.branches=[0.5]", "train.tokens=12800"]  # 25 steps, branch at ~10

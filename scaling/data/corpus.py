@@ -153,7 +153,7 @@ def load_pysource(data: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
 def load_prepared_hf(data: Mapping[str, Any]) -> TrainingCorpus:
     """Open (preparing first if needed) a Hugging Face corpus in sharded memmaps."""
     from scaling.data.prepare import ensure_prepared
-    from scaling.data.prepared import open_prepared
+    from scaling.data.shards import open_prepared
 
     prepared = open_prepared(ensure_prepared(data))
     return TrainingCorpus(

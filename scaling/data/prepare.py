@@ -1,4 +1,4 @@
-"""``scaling prepare``: tokenize a Hugging Face corpus into sharded token memmaps.
+"""The preparation pipeline: tokenize a Hugging Face corpus into sharded token memmaps.
 
 Each document (a row of the chosen split) is tokenized, followed by EOS, and
 appended to the train or validation stream; which one is decided per document
@@ -13,11 +13,14 @@ are closed, fsynced, renamed into place and recorded in ``manifest.json``
 dataset iterator. A restart discards partial files, seeks to that document and
 continues; because the document order, the split rule and the cut rule are
 deterministic, the final shards are byte-identical to an uninterrupted run.
+
+Around it: settings.py turns the ``data`` node into :class:`PrepareSettings`,
+tokenizer.py identifies the tokenizer, shards.py owns the on-disk format, and
+prepare_cli.py is ``scaling prepare``; training calls :func:`ensure_prepared`.
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import itertools
@@ -45,192 +48,29 @@ from scaling.data.hf import (
     load_source,
     local_files_stat,
 )
-from scaling.data.prepared import (
+from scaling.data.settings import PrepareSettings, settings_from_config
+from scaling.data.shards import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
     SPLITS,
+    ShardWriter,
     corpus_fingerprint,
-    dtype_for_vocab,
+    discard_unlisted,
     read_manifest,
+    verify_listed,
+    write_manifest,
 )
 from scaling.data.split import doc_hash, is_validation_doc
+from scaling.data.tokenizer import TokenizerInfo, load_tokenizer_info
+from scaling.data.tokens import token_dtype
 from scaling.errors import ScalingError
-from scaling.records import atomic_write_json
 
-HELP = "Tokenize a Hugging Face dataset (hub or local files) into sharded token memmaps for training."
-
-DEFAULT_TOKENIZER = "gpt2"
-DEFAULT_SHARD_TOKENS = 2**26
-DEFAULT_VAL_FRACTION = 0.005
 DEFAULT_ROOT = ".cache/scaling/prepared"
-BATCH_DOCS = 256
 _LOCK = ".prepare.lock"
-_PARTIAL = ".partial"
 SPLIT_RULE = (
     "a document goes to val iff blake2b-64(utf-8 text) < val_fraction * 2**64 (scaling.data.split.is_validation_doc)"
 )
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-# ----------------------------------------------------------------------------------------------- settings
-
-
-def _count(value: Any, key: str) -> int | None:
-    """An optional positive count from YAML/CLI: accepts 67108864, 6.7e7, "1e9", "2**26"."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
-        return None
-    try:
-        if isinstance(value, str):
-            text = value.strip().replace("_", "")
-            if "**" in text:
-                base, exp = text.split("**", 1)
-                number = float(base) ** float(exp)
-            else:
-                number = float(text)
-        else:
-            number = float(value)
-    except (TypeError, ValueError):
-        raise ScalingError(f"data.{key} must be a positive number, got {value!r}") from None
-    if not number.is_integer() or number <= 0:
-        raise ScalingError(f"data.{key} must be a positive whole number, got {value!r}")
-    return int(number)
-
-
-def _auto_num_proc() -> int:
-    # Measured (results/bench/prepare_num_proc.txt, 2 shared cores): one worker per core matches
-    # or beats a single process using the tokenizer's Rust threads, and more workers than cores
-    # loses. Tokenization is ~94% of the loop's time (profiled), so the single writer
-    # process is not the bottleneck until ~16 workers.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 16))
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    """Everything that decides a preparation, normalised from the hydra ``data`` node."""
-
-    source: SourceSpec
-    name: str = "hf"
-    tokenizer: str = DEFAULT_TOKENIZER
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    max_documents: int | None = None
-    max_tokens: int | None = None
-    shard_tokens: int = DEFAULT_SHARD_TOKENS
-    num_proc: int = 1
-    prepared_dir: str | None = None
-    prepared_root: str | None = None
-    batch_docs: int = BATCH_DOCS
-
-
-def _to_dict(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(data_cfg, DictConfig):
-            return dict(OmegaConf.to_container(data_cfg, resolve=True))  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra
-        pass
-    return dict(data_cfg)
-
-
-def _builder_kwargs(value: Any) -> tuple[tuple[str, Any], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        raise ScalingError(f"data.builder_kwargs must be a mapping (e.g. {{sample_by: document}}), got {value!r}")
-    return tuple(sorted((str(k), v) for k, v in value.items()))
-
-
-def _tokenizer_spec(spec: str) -> str:
-    """A local tokenizer folder as an absolute path, so the manifest's spec loads from any cwd."""
-    local = Path(spec).expanduser()
-    return str(local.absolute()) if local.exists() else spec
-
-
-def settings_from_config(data_cfg: Mapping[str, Any]) -> PrepareSettings:
-    """Validate a data config (DictConfig or dict) into :class:`PrepareSettings`."""
-    from scaling.data.hf import normalize_data_files
-
-    cfg = _to_dict(data_cfg)
-    kind = cfg.get("kind", "hf")
-    if kind != "hf":
-        raise ScalingError(f"data.kind={kind!r}: only 'hf' corpora are prepared by `scaling prepare`")
-    path = cfg.get("path")
-    if not path:
-        raise ScalingError("data.path is not set: give a hub dataset name, a local folder, or a builder like 'parquet'")
-    val_fraction = float(cfg.get("val_fraction", DEFAULT_VAL_FRACTION))
-    if not 0.0 < val_fraction < 1.0:
-        raise ScalingError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    num_proc_raw = cfg.get("num_proc")
-    num_proc = _auto_num_proc() if num_proc_raw in (None, "auto") else _count(num_proc_raw, "num_proc")
-    source = SourceSpec(
-        path=str(path),
-        config=None if cfg.get("config") is None else str(cfg["config"]),
-        split=str(cfg.get("split") or "train"),
-        text_field=str(cfg.get("text_field") or "text"),
-        revision=None if cfg.get("revision") is None else str(cfg["revision"]),
-        data_files=normalize_data_files(cfg.get("data_files")),
-        streaming=bool(cfg.get("streaming", False)),
-        cache_dir=None if cfg.get("hf_cache_dir") is None else str(cfg["hf_cache_dir"]),
-        builder_kwargs=_builder_kwargs(cfg.get("builder_kwargs")),
-    )
-    return PrepareSettings(
-        source=source,
-        name=str(cfg.get("name") or "hf"),
-        tokenizer=_tokenizer_spec(str(cfg.get("tokenizer") or DEFAULT_TOKENIZER)),
-        val_fraction=val_fraction,
-        max_documents=_count(cfg.get("max_documents"), "max_documents"),
-        max_tokens=_count(cfg.get("max_tokens"), "max_tokens"),
-        shard_tokens=_count(cfg.get("shard_tokens"), "shard_tokens") or DEFAULT_SHARD_TOKENS,
-        num_proc=num_proc or 1,
-        prepared_dir=None if cfg.get("prepared_dir") is None else str(cfg["prepared_dir"]),
-        prepared_root=None if cfg.get("prepared_root") is None else str(cfg["prepared_root"]),
-    )
-
-
-# ----------------------------------------------------------------------------------------------- tokenizer
-
-
-@dataclass
-class TokenizerInfo:
-    """The loaded tokenizer plus the identity recorded in the manifest."""
-
-    spec: str
-    tokenizer: Any
-    vocab_size: int
-    eos_token_id: int
-    content_sha256: str | None
-    serialized: str | None  # backend JSON, shipped to worker processes
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "name_or_path": getattr(self.tokenizer, "name_or_path", self.spec),
-            "class": type(self.tokenizer).__name__,
-            "vocab_size": self.vocab_size,
-            "eos_token_id": self.eos_token_id,
-            "eos_token": self.tokenizer.eos_token,
-            "content_sha256": self.content_sha256,
-        }
-
-
-def load_tokenizer_info(spec: str) -> TokenizerInfo:
-    """Load the tokenizer (GPT-2 by default) and hash its full serialised form."""
-    from scaling.data.tokenizer import load_hf_tokenizer
-
-    tok = load_hf_tokenizer(spec)
-    serialized = tok.backend_tokenizer.to_str() if getattr(tok, "is_fast", False) else None
-    content = hashlib.sha256(serialized.encode()).hexdigest() if serialized else None
-    return TokenizerInfo(
-        spec=spec,
-        tokenizer=tok,
-        vocab_size=len(tok),
-        eos_token_id=int(tok.eos_token_id),
-        content_sha256=content,
-        serialized=serialized,
-    )
 
 
 # ----------------------------------------------------------------------------------------------- identity
@@ -271,7 +111,7 @@ def _slug(text: str) -> str:
     return keep.strip("._")[:60] or "corpus"
 
 
-def _source_stem(src: SourceSpec) -> str:
+def source_stem(src: SourceSpec) -> str:
     """A readable name for a source: hub name, local folder name, or builder + first file name."""
     if src.path in LOCAL_BUILDERS:
         files = src.local_files()
@@ -298,7 +138,7 @@ def resolve_prepared_dir(settings: PrepareSettings, ident: dict[str, Any]) -> Pa
     else:
         root = settings.prepared_root or os.environ.get("SCALING_DATA_DIR") or DEFAULT_ROOT
         src = settings.source
-        parts = [_source_stem(src), src.config or "", src.split]
+        parts = [source_stem(src), src.config or "", src.split]
         out = Path(root).expanduser() / f"{_slug('-'.join(p for p in parts if p))}-{_identity_hash(ident)[:12]}"
     return out if out.is_absolute() else _hydra_cwd() / out
 
@@ -389,59 +229,7 @@ def _encode_in_worker(texts: list[Any]) -> EncodedBatch:
     return _WORKER_ENCODER(texts)
 
 
-# ----------------------------------------------------------------------------------------------- writing
-
-
-class ShardWriter:
-    """Appends documents to ``<split>/<index>.bin.partial``; closing renames it into place."""
-
-    def __init__(self, root: Path, split: str, dtype: np.dtype, start_index: int):
-        self.dir = root / split
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.split = split
-        self.dtype = dtype
-        self.index = start_index
-        self._fh: Any = None
-        self._digest = hashlib.sha256()
-        self.tokens = 0
-        self.documents = 0
-
-    def add(self, tokens: np.ndarray) -> None:
-        if self._fh is None:
-            self._fh = open(self.dir / f"{self.index:06d}.bin{_PARTIAL}", "wb", buffering=1 << 20)  # noqa: SIM115
-        data = tokens.tobytes()
-        self._fh.write(data)
-        self._digest.update(data)
-        self.tokens += len(tokens)
-        self.documents += 1
-
-    def close_shard(self) -> dict[str, Any] | None:
-        """Make the open shard durable and return its manifest entry (None when empty)."""
-        if self._fh is None:
-            return None
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
-        name = f"{self.index:06d}.bin"
-        os.replace(self.dir / (name + _PARTIAL), self.dir / name)
-        entry = {
-            "file": f"{self.split}/{name}",
-            "tokens": self.tokens,
-            "documents": self.documents,
-            "sha256": self._digest.hexdigest(),
-        }
-        self.index += 1
-        self._digest = hashlib.sha256()
-        self.tokens = 0
-        self.documents = 0
-        return entry
-
-    def abandon(self) -> None:
-        """Close the partial file without publishing it (it is discarded on resume)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+# ----------------------------------------------------------------------------------------------- the resumable loop
 
 
 @dataclass
@@ -487,34 +275,6 @@ def _check_out_dir(out: Path) -> None:
             raise ScalingError(f"{out} exists and is not a prepared corpus (holds {stray[:3]}): choose a new folder")
 
 
-def _discard_unlisted(out: Path, state: _State) -> None:
-    """Remove partial shards and shards written after the last manifest update."""
-    for split in SPLITS:
-        listed = {sh["file"] for sh in state.splits[split]["shards"]}
-        folder = out / split
-        if not folder.is_dir():
-            continue
-        for file in folder.iterdir():
-            rel = f"{split}/{file.name}"
-            if rel not in listed and (file.name.endswith(".bin") or file.name.endswith(".bin" + _PARTIAL)):
-                file.unlink()
-
-
-def _verify_listed(out: Path, state: _State, dtype: np.dtype) -> None:
-    for split in SPLITS:
-        for shard in state.splits[split]["shards"]:
-            file = out / shard["file"]
-            if not file.is_file() or file.stat().st_size != shard["tokens"] * dtype.itemsize:
-                raise ScalingError(
-                    f"cannot resume {out}: shard {shard['file']} is missing or has the wrong size; delete the folder"
-                )
-
-
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """Atomic write: a reader never sees half a manifest."""
-    atomic_write_json(out / MANIFEST, manifest)
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -550,7 +310,7 @@ def _prepare_locked(
     progress_bar: bool | None,
     on_progress: Callable[[Progress], None] | None,
 ) -> Path:
-    dtype = dtype_for_vocab(tok.vocab_size)
+    dtype = token_dtype(tok.vocab_size)
     state = _State()
     created = _now()
     if (out / MANIFEST).exists():
@@ -567,8 +327,8 @@ def _prepare_locked(
             resume=prog.get("resume"),
             last_doc_hash=prog.get("last_doc_hash"),
         )
-        _verify_listed(out, state, dtype)
-    _discard_unlisted(out, state)
+        verify_listed(out, state.splits, dtype)
+    discard_unlisted(out, state.splits)
 
     show = sys.stderr.isatty() if progress_bar is None else progress_bar
     with _datasets_bars(show):
@@ -611,7 +371,7 @@ def _prepare_locked(
         return m
 
     if not (out / MANIFEST).exists():
-        _write_manifest(out, manifest(False))
+        write_manifest(out, manifest(False))
 
     writers = {s: ShardWriter(out, s, dtype, len(state.splits[s]["shards"])) for s in SPLITS}
 
@@ -623,7 +383,7 @@ def _prepare_locked(
                 info["shards"].append(entry)
                 info["tokens"] += entry["tokens"]
                 info["documents"] += entry["documents"]
-        _write_manifest(out, manifest(complete, stop_reason))
+        write_manifest(out, manifest(complete, stop_reason))
 
     stop_reason = "exhausted"
     started = time.perf_counter()
@@ -819,106 +579,3 @@ def ensure_prepared(data_cfg: Mapping[str, Any]) -> Path:
             return out
     print(f"preparing corpus {settings.name!r} ({settings.source.path}) into {out}", file=sys.stderr)
     return prepare_corpus(settings, out, tokenizer=tok)
-
-
-# ----------------------------------------------------------------------------------------------- CLI
-
-
-def load_preset(name: str, config_dir: str | Path | None = None) -> dict[str, Any]:
-    """Compose ``configs/data/<name>.yaml`` with hydra (so its defaults list and interpolations apply)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-
-    folder = Path(config_dir or REPO_CONFIGS).resolve()
-    if not (folder / "data").is_dir():
-        raise ScalingError(f"no data presets under {folder}/data: pass --config-dir")
-    available = sorted(p.stem for p in (folder / "data").glob("*.yaml"))
-    if name not in available:
-        raise ScalingError(f"unknown preset {name!r}: available {available}")
-    try:
-        with initialize_config_dir(config_dir=str(folder), version_base=None):
-            cfg = compose(config_name=None, overrides=[f"+data={name}"])
-    except HydraException as err:
-        raise ScalingError(f"cannot compose preset {name!r}: {str(err).splitlines()[0]}") from None
-    return dict(OmegaConf.to_container(cfg.data, resolve=True))  # type: ignore[arg-type]
-
-
-_CLI_KEYS = {
-    "name": "name",
-    "path": "path",
-    "data_files": "data_files",
-    "subset": "config",
-    "split": "split",
-    "text_field": "text_field",
-    "revision": "revision",
-    "streaming": "streaming",
-    "tokenizer": "tokenizer",
-    "val_fraction": "val_fraction",
-    "max_documents": "max_documents",
-    "max_tokens": "max_tokens",
-    "shard_tokens": "shard_tokens",
-    "num_proc": "num_proc",
-    "out": "prepared_dir",
-    "hf_cache_dir": "hf_cache_dir",
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="data preset from configs/data (e.g. fineweb_edu, tinystories)")
-    parser.add_argument("--config-dir", help="hydra config folder holding data/ (default: the repo's configs/)")
-    parser.add_argument("--name", help="corpus name recorded in run records")
-    parser.add_argument("--path", help="hub dataset name, local folder, or builder: parquet | json | text | csv")
-    parser.add_argument("--data-files", nargs="+", help="files (globs allowed) for a local builder")
-    parser.add_argument("--subset", "--config", dest="subset", help="dataset subset/config name, e.g. sample-10BT")
-    parser.add_argument("--split", help="dataset split (default train)")
-    parser.add_argument("--text-field", help="column holding the document text (default text)")
-    parser.add_argument("--revision", help="dataset revision: branch, tag, commit or refs/convert/parquet")
-    parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=None, help="stream from the hub")
-    parser.add_argument("--tokenizer", help=f"HF tokenizer name or local path (default {DEFAULT_TOKENIZER})")
-    parser.add_argument(
-        "--val-fraction", type=float, help=f"held-out document fraction (default {DEFAULT_VAL_FRACTION})"
-    )
-    parser.add_argument("--max-documents", help="stop after this many source documents (e.g. 1e6)")
-    parser.add_argument("--max-tokens", help="stop once the train split holds this many tokens (e.g. 1e9)")
-    parser.add_argument("--shard-tokens", help=f"tokens per shard (default 2**26 = {DEFAULT_SHARD_TOKENS})")
-    parser.add_argument("--num-proc", help="tokenizer processes (default: min(cores, 16))")
-    parser.add_argument("--out", help="output folder (default: $SCALING_DATA_DIR/<source>-<hash>)")
-    parser.add_argument("--hf-cache-dir", help="datasets cache folder (default: the datasets default)")
-    parser.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None, help="tqdm bar (default: when a TTY)"
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The data config the CLI describes: a preset (or hf.yaml) with flags on top."""
-    if not args.preset and not args.path:
-        raise ScalingError("give --preset NAME or --path (hub dataset, local folder, or parquet/json/text builder)")
-    cfg = load_preset(args.preset or "hf", args.config_dir)
-    for arg, key in _CLI_KEYS.items():
-        value = getattr(args, arg, None)
-        if value is not None:
-            cfg[key] = value
-    if args.path and not args.preset and args.name is None:
-        cfg["name"] = _source_stem(SourceSpec(path=args.path, data_files=args.data_files))
-    return cfg
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    settings = settings_from_config(cfg)
-    try:
-        out = prepare_corpus(settings, None, progress_bar=args.progress)
-    except KeyboardInterrupt:
-        print("\ninterrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
-        return 130
-    manifest = read_manifest(out)
-    summary = {
-        "prepared_dir": str(out),
-        "train_tokens": manifest["splits"]["train"]["tokens"],
-        "val_tokens": manifest["splits"]["val"]["tokens"],
-        "documents": manifest["documents_read"],
-        "fingerprint": manifest["fingerprint"],
-    }
-    print(json.dumps(summary))
-    return 0

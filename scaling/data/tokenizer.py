@@ -5,13 +5,20 @@ byte-level BPE (default vocab 2048) trained with ``tokenizers`` and wrapped as a
 ``PreTrainedTokenizerFast``. It is cached on disk keyed by the corpus fingerprint
 and vocab size, so every run of a sweep shares one tokenizer and a changed
 corpus can never silently reuse a stale one.
+
+A prepared corpus records the tokenizer it was made with (:class:`TokenizerInfo`):
+its spec, vocab, EOS and the sha256 of its serialised form, so a changed tokenizer
+behind the same name gives a different corpus identity.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scaling.errors import ScalingError
 
@@ -83,3 +90,42 @@ def describe(tokenizer, spec: str) -> dict[str, object]:
         "vocab_size": len(tokenizer),
         "eos_token_id": tokenizer.eos_token_id,
     }
+
+
+@dataclass
+class TokenizerInfo:
+    """The loaded tokenizer plus the identity recorded in the manifest."""
+
+    spec: str
+    tokenizer: Any
+    vocab_size: int
+    eos_token_id: int
+    content_sha256: str | None
+    serialized: str | None  # backend JSON, shipped to worker processes
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's tokenizer entry: :func:`describe` plus the class, EOS text and content hash."""
+        return {
+            "spec": self.spec,
+            "name_or_path": getattr(self.tokenizer, "name_or_path", self.spec),
+            "class": type(self.tokenizer).__name__,
+            "vocab_size": self.vocab_size,
+            "eos_token_id": self.eos_token_id,
+            "eos_token": self.tokenizer.eos_token,
+            "content_sha256": self.content_sha256,
+        }
+
+
+def load_tokenizer_info(spec: str) -> TokenizerInfo:
+    """Load the tokenizer (GPT-2 by default) and hash its full serialised form."""
+    tok = load_hf_tokenizer(spec)
+    serialized = tok.backend_tokenizer.to_str() if getattr(tok, "is_fast", False) else None
+    content = hashlib.sha256(serialized.encode()).hexdigest() if serialized else None
+    return TokenizerInfo(
+        spec=spec,
+        tokenizer=tok,
+        vocab_size=len(tok),
+        eos_token_id=int(tok.eos_token_id),
+        content_sha256=content,
+        serialized=serialized,
+    )

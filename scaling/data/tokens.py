@@ -20,7 +20,11 @@ from scaling.errors import ScalingError
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
-    """The narrowest unsigned dtype that holds every token id."""
+    """The narrowest unsigned dtype that holds every token id (ids are < ``vocab_size``).
+
+    The one rule for both token stores: the local corpus cache (corpus.py) and the
+    prepared shards (prepare.py), so a vocab of up to 65,536 costs two bytes a token.
+    """
     return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
 
 

@@ -1,4 +1,4 @@
-"""A prepared corpus on disk: ``manifest.json`` plus token shards training reads.
+"""The on-disk format of a prepared corpus, both ways: writing shards and manifest, and reading them.
 
 Layout of a prepared folder::
 
@@ -10,12 +10,19 @@ Shards are flat arrays so training can ``np.memmap`` them without loading a
 10B-token corpus into memory (the nanoGPT ``.bin`` convention). The manifest is
 the only source of truth: a shard file it does not list is a leftover of an
 interrupted run, and a folder whose manifest is not ``complete`` is never used.
+A shard is written as ``<index>.bin.partial`` and renamed into place only when it
+is complete and fsynced, so a listed shard is never half written.
+
+Writer (:class:`ShardWriter`, :func:`write_manifest`) and reader
+(:func:`read_manifest`, :func:`open_prepared`) live together so the format has
+one home; the preparation pipeline (prepare.py) decides what goes into it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,16 +30,13 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.records import atomic_write_json
 
 MANIFEST = "manifest.json"
 FORMAT = "scaling-prepared"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
-
-
-def dtype_for_vocab(vocab_size: int) -> np.dtype:
-    """Smallest unsigned dtype holding every token id (ids are < vocab_size)."""
-    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
+_PARTIAL = ".partial"
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -61,6 +65,93 @@ def corpus_fingerprint(manifest: dict[str, Any]) -> str:
         payload["tokenizer"]["spec"] = tok.get("spec")
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+class ShardWriter:
+    """Appends documents to ``<split>/<index>.bin.partial``; closing renames it into place."""
+
+    def __init__(self, root: Path, split: str, dtype: np.dtype, start_index: int):
+        self.dir = root / split
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.split = split
+        self.dtype = dtype
+        self.index = start_index
+        self._fh: Any = None
+        self._digest = hashlib.sha256()
+        self.tokens = 0
+        self.documents = 0
+
+    def add(self, tokens: np.ndarray) -> None:
+        if self._fh is None:
+            self._fh = open(self.dir / f"{self.index:06d}.bin{_PARTIAL}", "wb", buffering=1 << 20)  # noqa: SIM115
+        data = tokens.tobytes()
+        self._fh.write(data)
+        self._digest.update(data)
+        self.tokens += len(tokens)
+        self.documents += 1
+
+    def close_shard(self) -> dict[str, Any] | None:
+        """Make the open shard durable and return its manifest entry (None when empty)."""
+        if self._fh is None:
+            return None
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+        name = f"{self.index:06d}.bin"
+        os.replace(self.dir / (name + _PARTIAL), self.dir / name)
+        entry = {
+            "file": f"{self.split}/{name}",
+            "tokens": self.tokens,
+            "documents": self.documents,
+            "sha256": self._digest.hexdigest(),
+        }
+        self.index += 1
+        self._digest = hashlib.sha256()
+        self.tokens = 0
+        self.documents = 0
+        return entry
+
+    def abandon(self) -> None:
+        """Close the partial file without publishing it (it is discarded on resume)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def discard_unlisted(out: Path, splits: dict[str, dict[str, Any]]) -> None:
+    """Remove partial shards and shards written after the last manifest update."""
+    for split in SPLITS:
+        listed = {sh["file"] for sh in splits[split]["shards"]}
+        folder = out / split
+        if not folder.is_dir():
+            continue
+        for file in folder.iterdir():
+            rel = f"{split}/{file.name}"
+            if rel not in listed and (file.name.endswith(".bin") or file.name.endswith(".bin" + _PARTIAL)):
+                file.unlink()
+
+
+def verify_listed(out: Path, splits: dict[str, dict[str, Any]], dtype: np.dtype) -> None:
+    """Before a resume: every shard the manifest lists is present at its recorded size."""
+    for split in SPLITS:
+        for shard in splits[split]["shards"]:
+            file = out / shard["file"]
+            if not file.is_file() or file.stat().st_size != shard["tokens"] * dtype.itemsize:
+                raise ScalingError(
+                    f"cannot resume {out}: shard {shard['file']} is missing or has the wrong size; delete the folder"
+                )
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Atomic write: a reader never sees half a manifest."""
+    atomic_write_json(out / MANIFEST, manifest)
+
+
+# ----------------------------------------------------------------------------------------------- reading
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

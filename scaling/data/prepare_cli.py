@@ -1,0 +1,110 @@
+"""``scaling prepare``: the command line of the corpus preparation pipeline.
+
+Flags override a ``configs/data`` preset (``hf`` when none is given), so a
+command line describes the same ``data`` node a training run would; the result is
+handed to :func:`scaling.data.prepare.prepare_corpus`. Kept apart from the
+pipeline because training runs that pipeline too (``ensure_prepared``) and has
+no command line: each file then holds one job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from scaling.data.hf import SourceSpec
+from scaling.data.prepare import prepare_corpus, source_stem
+from scaling.data.settings import (
+    DEFAULT_SHARD_TOKENS,
+    DEFAULT_TOKENIZER,
+    DEFAULT_VAL_FRACTION,
+    load_preset,
+    settings_from_config,
+)
+from scaling.data.shards import read_manifest
+from scaling.errors import ScalingError
+
+HELP = "Tokenize a Hugging Face dataset (hub or local files) into sharded token memmaps for training."
+
+
+_CLI_KEYS = {
+    "name": "name",
+    "path": "path",
+    "data_files": "data_files",
+    "subset": "config",
+    "split": "split",
+    "text_field": "text_field",
+    "revision": "revision",
+    "streaming": "streaming",
+    "tokenizer": "tokenizer",
+    "val_fraction": "val_fraction",
+    "max_documents": "max_documents",
+    "max_tokens": "max_tokens",
+    "shard_tokens": "shard_tokens",
+    "num_proc": "num_proc",
+    "out": "prepared_dir",
+    "hf_cache_dir": "hf_cache_dir",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", help="data preset from configs/data (e.g. fineweb_edu, tinystories)")
+    parser.add_argument("--config-dir", help="hydra config folder holding data/ (default: the repo's configs/)")
+    parser.add_argument("--name", help="corpus name recorded in run records")
+    parser.add_argument("--path", help="hub dataset name, local folder, or builder: parquet | json | text | csv")
+    parser.add_argument("--data-files", nargs="+", help="files (globs allowed) for a local builder")
+    parser.add_argument("--subset", "--config", dest="subset", help="dataset subset/config name, e.g. sample-10BT")
+    parser.add_argument("--split", help="dataset split (default train)")
+    parser.add_argument("--text-field", help="column holding the document text (default text)")
+    parser.add_argument("--revision", help="dataset revision: branch, tag, commit or refs/convert/parquet")
+    parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=None, help="stream from the hub")
+    parser.add_argument("--tokenizer", help=f"HF tokenizer name or local path (default {DEFAULT_TOKENIZER})")
+    parser.add_argument(
+        "--val-fraction", type=float, help=f"held-out document fraction (default {DEFAULT_VAL_FRACTION})"
+    )
+    parser.add_argument("--max-documents", help="stop after this many source documents (e.g. 1e6)")
+    parser.add_argument("--max-tokens", help="stop once the train split holds this many tokens (e.g. 1e9)")
+    parser.add_argument("--shard-tokens", help=f"tokens per shard (default 2**26 = {DEFAULT_SHARD_TOKENS})")
+    parser.add_argument("--num-proc", help="tokenizer processes (default: min(cores, 16))")
+    parser.add_argument("--out", help="output folder (default: $SCALING_DATA_DIR/<source>-<hash>)")
+    parser.add_argument("--hf-cache-dir", help="datasets cache folder (default: the datasets default)")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="tqdm bar (default: when a TTY)"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The data config the CLI describes: a preset (or hf.yaml) with flags on top."""
+    if not args.preset and not args.path:
+        raise ScalingError("give --preset NAME or --path (hub dataset, local folder, or parquet/json/text builder)")
+    cfg = load_preset(args.preset or "hf", args.config_dir)
+    for arg, key in _CLI_KEYS.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            cfg[key] = value
+    if args.path and not args.preset and args.name is None:
+        cfg["name"] = source_stem(SourceSpec(path=args.path, data_files=args.data_files))
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prepare (or resume) the corpus; print one JSON summary line, or exit 130 on Ctrl-C with shards kept."""
+    cfg = config_from_args(args)
+    settings = settings_from_config(cfg)
+    try:
+        out = prepare_corpus(settings, None, progress_bar=args.progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    manifest = read_manifest(out)
+    summary = {
+        "prepared_dir": str(out),
+        "train_tokens": manifest["splits"]["train"]["tokens"],
+        "val_tokens": manifest["splits"]["val"]["tokens"],
+        "documents": manifest["documents_read"],
+        "fingerprint": manifest["fingerprint"],
+    }
+    print(json.dumps(summary))
+    return 0
