@@ -30,7 +30,7 @@ def _is_multirun() -> bool:
 
 
 def train_task(cfg: DictConfig) -> str:
-    """Hydra task: resolve the config, train, and report one line."""
+    """Hydra task: resolve the config, train, and report one line (with train.dry_run: resolve and list only)."""
     from scaling.tracking import tracker_factory
     from scaling.train.run import run_training
 
@@ -38,6 +38,11 @@ def train_task(cfg: DictConfig) -> str:
         container = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:  # interpolation errors name the key
         raise ScalingError(f"bad config: {err}".splitlines()[0]) from None
+    if container["train"]["dry_run"]:  # type: ignore[index]
+        from scaling.sweep import dry_run_table, resolve_job
+
+        print(dry_run_table([resolve_job(container, [])]), flush=True)  # type: ignore[arg-type]
+        return "dry_run"
     outcome = run_training(container, tracker_factory)  # type: ignore[arg-type]
     if int(os.environ.get("RANK", "0")) == 0:
         print(outcome.message, flush=True)

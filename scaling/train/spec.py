@@ -63,15 +63,6 @@ class RunSpec:
         return Schedule(s.name, s.lr, s.warmup_steps, horizon.steps, s.min_lr_ratio, s.cooldown_frac)
 
 
-def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return default if node is None else node
-
-
 def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
     """With ``schedule=wsd`` and ``grid.tokens_per_param``, map every budget of a size to one run.
 
