@@ -52,9 +52,9 @@ def job_vocab(cfg: dict[str, Any]) -> tuple[int, str]:
     for a Hugging Face tokenizer (its true size is known only once it is loaded).
     """
     data, model = cfg["data"], cfg["model"]
-    if model.get("vocab_size"):
+    if model["vocab_size"]:
         return int(model["vocab_size"]), "model.vocab_size"
-    if data.get("kind") == "pysource" and data.get("tokenizer") == "bpe":
+    if data["kind"] == "pysource" and data["tokenizer"] == "bpe":
         return int(data["vocab_size"]), "data.vocab_size of the local BPE"
     return 50257, "GPT-2's, a stand-in until the tokenizer is loaded"
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from scaling.config import CONFIG_DIR
 from scaling.data.hf import (
     LOCAL_BUILDERS,
     SourceSpec,
@@ -71,7 +72,7 @@ SPLIT_RULE = (
     "a document goes to val iff blake2b-64(utf-8 text) < val_fraction * 2**64 (scaling.data.split.is_validation_doc)"
 )
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+REPO_CONFIGS = CONFIG_DIR  # importing scaling.config also registers the schema the presets name
 
 
 # ----------------------------------------------------------------------------------------------- settings

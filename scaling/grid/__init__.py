@@ -7,7 +7,6 @@ Pure functions of their arguments (no torch import), so a Hydra sweep such as
 
 from scaling.grid.budgets import (
     CONVENTIONS,
-    IsoFlopSettings,
     isoflop_point,
     n_ladder,
     n_opt_prior,
@@ -22,7 +21,6 @@ __all__ = [
     "DEFAULT_ASPECT",
     "HParamLaws",
     "HParams",
-    "IsoFlopSettings",
     "heads_for",
     "hparams_for",
     "hparams_for_shape",

@@ -21,8 +21,6 @@ sweep lists its resolved runs without training with ``train.dry_run=true``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from scaling.accounting import count_params, flops_per_token
@@ -164,46 +162,3 @@ def isoflop_point(
         head_dim=head_dim,
     )
     return shape, tokens_for_budget(shape, c, convention, round_to)
-
-
-@dataclass(frozen=True)
-class IsoFlopSettings:
-    """The Hydra ``grid`` node: how an isoFLOP profile is laid out around its prior."""
-
-    convention: str = "six_n"
-    count: str | None = None
-    prior: float | str = DEFAULT_TOKENS_PER_PARAM
-    ratio: float = 2.0
-    aspect: tuple[float, float] | None = None
-    head_dim: int | None = None
-
-    @classmethod
-    def from_mapping(
-        cls, cfg: Mapping[str, Any] | IsoFlopSettings | None, *, ignore: Iterable[str] = ()
-    ) -> IsoFlopSettings:
-        """Read the settings; keys in ``ignore`` (e.g. ``offset``) are skipped, other unknown keys fail."""
-        if cfg is None:
-            return cls()
-        if isinstance(cfg, IsoFlopSettings):
-            return cfg
-        known = {f.name for f in fields(cls)}
-        skip = set(ignore)
-        updates: dict[str, Any] = {}
-        for key, value in cfg.items():
-            if key in skip or value is None:
-                continue
-            if key not in known:
-                raise ScalingError(f"unknown grid key {key!r}; known: {', '.join(sorted(known))}")
-            updates[key] = value
-        settings = replace(cls(), **updates)
-        _convention(settings.convention)
-        if settings.count is not None and settings.count not in PARAM_COUNTS:
-            raise ScalingError(f"grid.count must be one of {', '.join(PARAM_COUNTS)}, got {settings.count!r}")
-        if settings.aspect is not None:
-            pair = tuple(settings.aspect)
-            if len(pair) != 2:
-                raise ScalingError(f"grid.aspect must be [lo, hi], got {settings.aspect!r}")
-            settings = replace(settings, aspect=(float(pair[0]), float(pair[1])))
-        if settings.head_dim is not None:
-            settings = replace(settings, head_dim=int(settings.head_dim))
-        return replace(settings, ratio=_positive(settings.ratio, "grid.ratio"))

@@ -13,7 +13,9 @@ and use a warmup of N tokens. The OLMo 2 model ladder (Bhagia et al. 2024,
 "Establishing Task Scaling Laws via Compute-Efficient Model Ladders";
 OLMo-core's ladder run configurators) adopts exactly these three rules (and
 halves the lr for its WSD schedule). They are the defaults here; every constant
-is a field of :class:`HParamLaws`, filled from the Hydra ``hparams`` node.
+is a field of :class:`HParamLaws`, filled from the Hydra ``hparams`` node
+(whose keys and types are ``scaling.config.HParamsConfig``; the batch-law constants
+are not Hydra keys, since a new key in the composed config would change every run id).
 
 The laws were fitted on 5M-900M parameter models; outside that range the lr is
 an extrapolation, hence the clamp to [lr_min, lr_max].

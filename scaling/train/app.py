@@ -14,9 +14,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from scaling.config import CONFIG_DIR
 from scaling.errors import USER_ERROR_EXIT, ScalingError
 
-CONFIG_DIR = Path(os.environ.get("SCALING_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+CONFIG_DIR = Path(os.environ.get("SCALING_CONFIG_DIR", CONFIG_DIR))
 
 
 def _is_multirun() -> bool:
