@@ -2,7 +2,8 @@
 
 One dataclass per config group (OLMo-core's habit: every field says what it is),
 registered with Hydra's ConfigStore as a structured config. The YAML files hold
-the values (``configs/``: one file per option of a group); these classes hold
+the values (``scaling/configs/``, shipped inside the package: one file per option
+of a group); these classes hold
 the keys and their types, so a misspelt key, in a preset or on the command line,
 fails at composition with Hydra's own message instead of being silently ignored.
 
@@ -19,6 +20,7 @@ presets name in their defaults lists.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,10 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-#: The Hydra config folder (``train.yaml`` and one folder per group).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: The Hydra config folder (``train.yaml`` and one folder per group): the package's own
+#: ``scaling/configs/`` (package data, so a plain ``pip install .`` has it too), or a
+#: folder of your own laid out the same way, named by ``SCALING_CONFIG_DIR``.
+CONFIG_DIR = Path(os.environ.get("SCALING_CONFIG_DIR") or Path(__file__).resolve().parent / "configs")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Sweep-level behaviour of ``scaling-train -m``: validate the whole grid first, then report progress.
 
-A Hydra callback (registered in ``configs/train.yaml``):
+A Hydra callback (registered in ``scaling/configs/train.yaml``):
 
 * before the first job, every job's config is composed and resolved (shape,
   budget, batch), so an impossible target N, a budget below one batch or an

@@ -56,7 +56,7 @@ if str(REPO) not in sys.path:  # the checkout's package, also when another copy 
 
 
 def demo_points() -> list[tuple[str, int]]:
-    """The demo's isoFLOP grid, read from its preset (configs/experiment/demo.yaml): every budget x offset."""
+    """The demo's isoFLOP grid, read from its preset (scaling/configs/experiment/demo.yaml): every budget x offset."""
     import yaml
 
     from scaling.config import CONFIG_DIR

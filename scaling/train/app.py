@@ -1,6 +1,6 @@
 """``scaling-train``: the Hydra app that trains one config (or a multirun of them).
 
-Config groups: model, data, optim, schedule, logging (``configs/``). Any field can
+Config groups: model, data, optim, schedule, logging (``scaling/configs/``, typed by ``scaling.config``). Any field can
 be overridden on the command line; ``-m`` sweeps. User mistakes print one line
 and exit 2; an interrupted run exits 128+signal after checkpointing.
 """
@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from scaling.config import CONFIG_DIR
 from scaling.errors import USER_ERROR_EXIT, ScalingError
-
-CONFIG_DIR = Path(os.environ.get("SCALING_CONFIG_DIR", CONFIG_DIR))
 
 
 def _is_multirun() -> bool:
