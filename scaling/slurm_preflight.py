@@ -77,7 +77,7 @@ def forget_enclosing_job() -> list[str]:
 
 
 class SlurmPreflight(Callback):
-    """Registered by ``configs/hydra/launcher/slurm.yaml``; acts once, at the start of a multirun."""
+    """Registered by ``scaling/configs/hydra/launcher/slurm.yaml``; acts once, at the start of a multirun."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         missing = missing_slurm_commands()

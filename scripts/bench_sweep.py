@@ -51,9 +51,10 @@ def warm_cache(experiment: str) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from scaling.config import CONFIG_DIR  # importing it registers the config schema
     from scaling.data.corpus import load_corpus
 
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"+experiment={experiment}"])
     load_corpus(OmegaConf.to_container(cfg.data, resolve=True))  # type: ignore[arg-type]
 

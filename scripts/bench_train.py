@@ -56,10 +56,12 @@ if str(REPO) not in sys.path:  # the checkout's package, also when another copy 
 
 
 def demo_points() -> list[tuple[str, int]]:
-    """The demo's isoFLOP grid, read from its preset (configs/experiment/demo.yaml): every budget x offset."""
+    """The demo's isoFLOP grid, read from its preset (scaling/configs/experiment/demo.yaml): every budget x offset."""
     import yaml
 
-    preset = yaml.safe_load((REPO / "configs" / "experiment" / "demo.yaml").read_text())
+    from scaling.config import CONFIG_DIR
+
+    preset = yaml.safe_load((CONFIG_DIR / "experiment" / "demo.yaml").read_text())
     params = preset["hydra"]["sweeper"]["params"]
     flops = [f.strip() for f in str(params["train.flops"]).split(",")]
     offsets = [int(o) for o in str(params["grid.offset"]).split(",")]
@@ -166,7 +168,9 @@ def compose(overrides: tuple[str, ...] | list[str]) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+    from scaling.config import CONFIG_DIR  # importing it registers the config schema
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = hydra_compose(config_name="train", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 

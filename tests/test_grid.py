@@ -8,6 +8,7 @@ import sys
 from itertools import pairwise
 
 import pytest
+from conftest import compose_train
 
 from scaling.accounting import count_params, flops_per_token
 from scaling.errors import ScalingError
@@ -17,9 +18,7 @@ from scaling.grid import (
     heads_for,
     hparams_for,
     hparams_for_shape,
-    isoflop_grid,
     isoflop_point,
-    isoflop_run,
     n_ladder,
     n_opt_prior,
     shape_for_params,
@@ -28,6 +27,7 @@ from scaling.grid import (
 )
 from scaling.models import ModelShape
 from scaling.plan.laws import get_law
+from scaling.train.spec import RunSpec, resolve_spec
 
 LADDER = n_ladder(5e4, 1e9, 12)
 
@@ -136,34 +136,30 @@ def test_too_small_budget_and_empty_grid_raise() -> None:
         tokens_for_budget(shape, 1e15, "approx")
     with pytest.raises(ScalingError, match="positive"):
         tokens_for_budget(shape, -1.0, "six_n")
-    with pytest.raises(ScalingError, match="empty isoFLOP grid"):
-        isoflop_grid([], [0, 1], family="llama", vocab_size=4096, context=256)
-    with pytest.raises(ScalingError, match="empty isoFLOP grid"):
-        isoflop_grid([1e16], [], family="llama", vocab_size=4096, context=256)
     assert tokens_for_multiplier(shape, 20, count="with_head", round_to=256) % 256 == 0
 
 
-def test_isoflop_run_rounds_to_batches_and_caps_warmup() -> None:
-    runs = isoflop_grid(
-        [1e15, 1e16],
-        [-1, 0, 1],
-        family="llama",
-        vocab_size=4096,
-        context=256,
-        settings={"convention": "exact", "ratio": 2.0, "offset": 0},
-    )
-    assert len(runs) == 6
-    for run in runs:
-        per_token = flops_per_token(run.shape).exact
-        assert run.tokens % run.hparams.batch_tokens == 0
-        assert abs(run.flops.exact - run.budget) < per_token * run.hparams.batch_tokens
-        assert run.hparams.warmup_tokens <= 0.1 * run.tokens + 1
-        assert run.params == count_params(run.shape)
-    assert isoflop_run(1e16, 0, family="llama", vocab_size=4096, context=256) == isoflop_run(
-        1e16, 0, family="llama", vocab_size=4096, context=256
-    )
-    with pytest.raises(ScalingError, match="unknown grid key"):
-        isoflop_run(1e16, 0, family="llama", vocab_size=4096, context=256, settings={"ratioo": 2})
+def _isoflop_spec(budget: float, offset: int) -> RunSpec:
+    """One isoFLOP job resolved by the resolver training uses, batch and lr from the hparam laws."""
+    overrides = ["grid.kind=isoflop", f"train.flops={budget}", f"grid.offset={offset}", "train.batch_size=null"]
+    overrides += ["optim.lr=null", "model.vocab_size=4096", "model.context=256", "train.flops_convention=exact"]
+    return resolve_spec(compose_train(overrides), 4096)
+
+
+def test_isoflop_jobs_round_to_batches_and_cap_warmup() -> None:
+    """The one resolver (training's) puts each isoFLOP job on its budget, in whole law-sized batches."""
+    for budget in (1e15, 1e16):
+        for offset in (-1, 0, 1):
+            spec = _isoflop_spec(budget, offset)
+            per_token = flops_per_token(spec.shape).exact
+            law = hparams_for_shape(spec.shape, HParamLaws())
+            assert spec.tokens_per_step == law.batch_tokens
+            assert abs(per_token * spec.tokens - budget) <= per_token * spec.tokens_per_step / 2
+            assert spec.params == count_params(spec.shape)
+            # The law's warmup (N tokens), capped at schedule.max_warmup_frac (0.25) of the run.
+            law_steps = round(law.warmup_tokens / spec.tokens_per_step)
+            assert spec.warmup_steps == max(1, int(min(law_steps, 0.25 * spec.steps)))
+    assert _isoflop_spec(1e16, 0) == _isoflop_spec(1e16, 0)
 
 
 def test_hparam_laws_match_olmo_formula_at_reference_points() -> None:
@@ -173,8 +169,7 @@ def test_hparam_laws_match_olmo_formula_at_reference_points() -> None:
     eight = hparams_for(8 * 108e6, context=2048)
     assert eight.lr == pytest.approx(0.0047 / 2)  # (8)^(-1/3)
     assert eight.batch_tokens == 4 * 160 * 2048  # (8)^(2/3)
-    assert ref.warmup_tokens == 108_000_000  # one token per parameter
-    assert hparams_for(108e6, run_tokens=1_000_000).warmup_tokens == 100_000  # capped at 10% of the run
+    assert ref.warmup_tokens == 108_000_000  # one token per parameter (the run's length caps it: resolve_spec)
 
 
 def test_hparam_laws_are_monotone_and_clamped() -> None:

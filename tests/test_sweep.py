@@ -12,6 +12,7 @@ from conftest import compose_train, tiny_overrides
 
 from scaling.records import load_records, read_record
 from scaling.train.run import run_training
+from scaling.train.runid import run_id_for
 from scaling.train.spec import resolve_spec
 
 
@@ -47,6 +48,18 @@ def test_impossible_grid_point_fails_before_any_training(tmp_path: Path) -> None
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: run 1 (") and "target 10" in last, out.stderr
     assert not (tmp_path / "default" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_dry_run_lists_the_runs_training_would_resolve_and_trains_none(tmp_path: Path) -> None:
+    out = _multirun(tmp_path, "train.tokens=8192,16384", "train.dry_run=true")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("[dry run] 2 runs, none trained")
+    for tokens, line in zip((8192, 16384), lines[1:], strict=True):
+        run_id = run_id_for(compose_train(tiny_overrides(tmp_path, f"train.tokens={tokens}")))
+        assert f"train.tokens={tokens} " in line and f"run_id={run_id}" in line and f"D={tokens / 1e3:.4g}k" in line
+    assert not (tmp_path / "default").exists() and not (tmp_path / "multirun").exists()
 
 
 @pytest.mark.slow

@@ -59,3 +59,23 @@ def test_corrupt_existing_record_is_reported_not_overwritten(tmp_path: Path, mon
     assert code == 2
     assert err.strip().splitlines()[-1].startswith(f"error: corrupt run record {record}")
     assert record.read_text() == '{"run_id": "x", "status": "fini'
+
+
+@pytest.mark.parametrize("typo", ["train:\n  eval_point: 3", "grid:\n  ration: 3", "data:\n  vocab_sise: 3"])
+def test_misspelt_key_in_a_preset_fails_at_composition(typo: str, tmp_path: Path) -> None:
+    """The typed schema (scaling.config) rejects a key no group has, instead of ignoring it."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    from scaling.config import CONFIG_DIR
+
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, configs)
+    (configs / "experiment" / "typo.yaml").write_text(f"# @package _global_\n{typo}\n")
+    with (
+        initialize_config_dir(config_dir=str(configs), version_base="1.3"),
+        pytest.raises(ConfigCompositionException),
+    ):
+        compose(config_name="train", overrides=["+experiment=typo"])

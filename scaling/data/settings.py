@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaling.config import CONFIG_DIR
 from scaling.data.hf import SourceSpec
 from scaling.errors import ScalingError
 
@@ -22,7 +23,7 @@ DEFAULT_SHARD_TOKENS = 2**26
 DEFAULT_VAL_FRACTION = 0.005
 BATCH_DOCS = 256
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+REPO_CONFIGS = CONFIG_DIR  # importing scaling.config also registers the schema the presets name
 
 
 def _count(value: Any, key: str) -> int | None:

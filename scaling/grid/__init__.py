@@ -7,11 +7,7 @@ Pure functions of their arguments (no torch import), so a Hydra sweep such as
 
 from scaling.grid.budgets import (
     CONVENTIONS,
-    GridRun,
-    IsoFlopSettings,
-    isoflop_grid,
     isoflop_point,
-    isoflop_run,
     n_ladder,
     n_opt_prior,
     tokens_for_budget,
@@ -23,16 +19,12 @@ from scaling.grid.shapes import DEFAULT_ASPECT, heads_for, shape_for_params
 __all__ = [
     "CONVENTIONS",
     "DEFAULT_ASPECT",
-    "GridRun",
     "HParamLaws",
     "HParams",
-    "IsoFlopSettings",
     "heads_for",
     "hparams_for",
     "hparams_for_shape",
-    "isoflop_grid",
     "isoflop_point",
-    "isoflop_run",
     "n_ladder",
     "n_opt_prior",
     "shape_for_params",

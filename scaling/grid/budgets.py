@@ -12,18 +12,19 @@ D is rounded to the nearest whole number of batches, so the run's FLOPs differ
 from C by at most half a batch's FLOPs (strictly less than one batch). Every
 function is a pure function of its arguments: a Hydra cartesian sweep over
 ``train.flops`` and ``grid.offset`` resolves each job identically everywhere.
+
+These are the pieces; a whole run (batch, steps, learning rate, warmup) is
+resolved in one place only, :func:`scaling.train.spec.resolve_spec`, and a
+sweep lists its resolved runs without training with ``train.dry_run=true``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from scaling.accounting import FlopCounts, ParamCounts, count_params, flops_per_token
+from scaling.accounting import count_params, flops_per_token
 from scaling.errors import ScalingError
-from scaling.grid.hparams import HParamLaws, HParams, hparams_for_shape
 from scaling.grid.shapes import PARAM_COUNTS, shape_for_params
 from scaling.models import ModelShape
 from scaling.records import FLOP_CONVENTIONS as CONVENTIONS
@@ -161,129 +162,3 @@ def isoflop_point(
         head_dim=head_dim,
     )
     return shape, tokens_for_budget(shape, c, convention, round_to)
-
-
-@dataclass(frozen=True)
-class IsoFlopSettings:
-    """The Hydra ``grid`` node: how an isoFLOP profile is laid out around its prior."""
-
-    convention: str = "six_n"
-    count: str | None = None
-    prior: float | str = DEFAULT_TOKENS_PER_PARAM
-    ratio: float = 2.0
-    aspect: tuple[float, float] | None = None
-    head_dim: int | None = None
-
-    @classmethod
-    def from_mapping(
-        cls, cfg: Mapping[str, Any] | IsoFlopSettings | None, *, ignore: Iterable[str] = ()
-    ) -> IsoFlopSettings:
-        """Read the settings; keys in ``ignore`` (e.g. ``offset``) are skipped, other unknown keys fail."""
-        if cfg is None:
-            return cls()
-        if isinstance(cfg, IsoFlopSettings):
-            return cfg
-        known = {f.name for f in fields(cls)}
-        skip = set(ignore)
-        updates: dict[str, Any] = {}
-        for key, value in cfg.items():
-            if key in skip or value is None:
-                continue
-            if key not in known:
-                raise ScalingError(f"unknown grid key {key!r}; known: {', '.join(sorted(known))}")
-            updates[key] = value
-        settings = replace(cls(), **updates)
-        _convention(settings.convention)
-        if settings.count is not None and settings.count not in PARAM_COUNTS:
-            raise ScalingError(f"grid.count must be one of {', '.join(PARAM_COUNTS)}, got {settings.count!r}")
-        if settings.aspect is not None:
-            pair = tuple(settings.aspect)
-            if len(pair) != 2:
-                raise ScalingError(f"grid.aspect must be [lo, hi], got {settings.aspect!r}")
-            settings = replace(settings, aspect=(float(pair[0]), float(pair[1])))
-        if settings.head_dim is not None:
-            settings = replace(settings, head_dim=int(settings.head_dim))
-        return replace(settings, ratio=_positive(settings.ratio, "grid.ratio"))
-
-
-@dataclass(frozen=True)
-class GridRun:
-    """One resolved run of a sweep: its shape, tokens and hyperparameters, with counts for the record."""
-
-    budget: float
-    offset: float
-    shape: ModelShape
-    tokens: int
-    hparams: HParams
-    params: ParamCounts
-    flops: FlopCounts  # totals for the run (per-token counts × tokens)
-
-
-def isoflop_run(
-    budget: float,
-    offset: float,
-    *,
-    family: str,
-    vocab_size: int,
-    context: int,
-    settings: Mapping[str, Any] | IsoFlopSettings | None = None,
-    hparams: Mapping[str, Any] | HParamLaws | None = None,
-    tie_embeddings: bool = False,
-) -> GridRun:
-    """Resolve one isoFLOP job fully: shape, batch-rounded tokens, lr/batch/warmup from the hparam laws.
-
-    The batch comes from the chosen shape's N (:func:`hparams_for_shape`), then
-    D is rounded to whole batches of it, and warmup is capped by the run length.
-    """
-    grid = IsoFlopSettings.from_mapping(settings, ignore=("offset",))
-    laws = HParamLaws.from_mapping(hparams)
-    shape, _ = isoflop_point(
-        budget,
-        offset,
-        family=family,
-        vocab_size=vocab_size,
-        context=context,
-        convention=grid.convention,
-        count=grid.count,
-        prior=grid.prior,
-        ratio=grid.ratio,
-        tie_embeddings=tie_embeddings,
-        aspect=grid.aspect,
-        head_dim=grid.head_dim,
-    )
-    batch = hparams_for_shape(shape, laws).batch_tokens
-    tokens = tokens_for_budget(shape, budget, grid.convention, round_to=batch)
-    return GridRun(
-        budget=float(budget),
-        offset=_offset(offset),
-        shape=shape,
-        tokens=tokens,
-        hparams=hparams_for_shape(shape, laws, run_tokens=tokens),
-        params=count_params(shape),
-        flops=flops_per_token(shape) * tokens,
-    )
-
-
-def isoflop_grid(
-    budgets: Iterable[float],
-    offsets: Iterable[float],
-    **kwargs: Any,
-) -> list[GridRun]:
-    """Every (budget, offset) pair resolved by :func:`isoflop_run`, one run per distinct shape per budget.
-
-    At small N the width grid is coarse, so two offsets can land on one shape;
-    the duplicate (same budget, same shape) is dropped rather than trained twice.
-    """
-    budgets, offsets = list(budgets), list(offsets)
-    if not budgets or not offsets:
-        raise ScalingError(f"empty isoFLOP grid: {len(budgets)} budgets × {len(offsets)} offsets")
-    runs: list[GridRun] = []
-    seen: set[tuple[float, ModelShape]] = set()
-    for budget in budgets:
-        for offset in offsets:
-            run = isoflop_run(budget, offset, **kwargs)
-            key = (run.budget, run.shape)
-            if key not in seen:
-                seen.add(key)
-                runs.append(run)
-    return runs

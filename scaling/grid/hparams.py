@@ -13,7 +13,9 @@ and use a warmup of N tokens. The OLMo 2 model ladder (Bhagia et al. 2024,
 "Establishing Task Scaling Laws via Compute-Efficient Model Ladders";
 OLMo-core's ladder run configurators) adopts exactly these three rules (and
 halves the lr for its WSD schedule). They are the defaults here; every constant
-is a field of :class:`HParamLaws`, filled from the Hydra ``hparams`` node.
+is a field of :class:`HParamLaws`, filled from the Hydra ``hparams`` node
+(whose keys and types are ``scaling.config.HParamsConfig``; the batch-law constants
+are not Hydra keys, since a new key in the composed config would change every run id).
 
 The laws were fitted on 5M-900M parameter models; outside that range the lr is
 an extrapolation, hence the clamp to [lr_min, lr_max].
@@ -49,8 +51,9 @@ class HParamLaws:
     batch_exponent: float = 2.0 / 3.0
     batch_min_tokens: int = 0  # 0: one sequence is the floor
     batch_max_tokens: int = 2**22
+    # Warmup length before any cap; training caps it at schedule.max_warmup_frac of the run
+    # (scaling.train.spec.resolve_spec), so short (undertrained) isoFLOP runs still decay.
     warmup_tokens_per_param: float = 1.0
-    warmup_max_fraction: float = 0.1  # of the run's tokens, so short (undertrained) isoFLOP runs still decay
 
     def __post_init__(self) -> None:
         if self.count not in PARAM_COUNTS:
@@ -66,11 +69,8 @@ class HParamLaws:
                 f"hparams batch bounds must satisfy 0 <= batch_min_tokens <= batch_max_tokens, "
                 f"got {self.batch_min_tokens} and {self.batch_max_tokens}"
             )
-        if self.warmup_tokens_per_param < 0 or not 0 < self.warmup_max_fraction <= 1:
-            raise ScalingError(
-                "hparams.warmup_tokens_per_param must be >= 0 and hparams.warmup_max_fraction in (0, 1], "
-                f"got {self.warmup_tokens_per_param} and {self.warmup_max_fraction}"
-            )
+        if self.warmup_tokens_per_param < 0:
+            raise ScalingError(f"hparams.warmup_tokens_per_param must be >= 0, got {self.warmup_tokens_per_param}")
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | HParamLaws | None) -> HParamLaws:
@@ -126,13 +126,12 @@ def hparams_for(
     cfg: Mapping[str, Any] | HParamLaws | None = None,
     *,
     context: int | None = None,
-    run_tokens: int | None = None,
 ) -> HParams:
     """Learning rate, batch size and warmup for a model of ``n_params`` parameters.
 
     ``n_params`` is the count named by ``cfg.count`` (default ``with_head``);
-    ``context`` rounds the batch to whole sequences; ``run_tokens`` caps the
-    warmup at ``warmup_max_fraction`` of the run.
+    ``context`` rounds the batch to whole sequences. The warmup is the law's,
+    uncapped: the run's length caps it where the run is resolved (``resolve_spec``).
     """
     laws = HParamLaws.from_mapping(cfg)
     try:
@@ -143,22 +142,15 @@ def hparams_for(
         raise ScalingError(f"n_params must be a positive number, got {n_params!r}")
     if context is not None and context <= 0:
         raise ScalingError(f"context must be positive, got {context}")
-    warmup = laws.warmup_tokens_per_param * n
-    if run_tokens is not None:
-        if run_tokens <= 0:
-            raise ScalingError(f"run_tokens must be positive, got {run_tokens}")
-        warmup = min(warmup, laws.warmup_max_fraction * run_tokens)
     return HParams(
         lr=_learning_rate(n, laws),
         batch_tokens=_batch_tokens(n, laws, context),
-        warmup_tokens=int(round(warmup)),
+        warmup_tokens=int(round(laws.warmup_tokens_per_param * n)),
     )
 
 
-def hparams_for_shape(
-    shape: ModelShape, cfg: Mapping[str, Any] | HParamLaws | None = None, *, run_tokens: int | None = None
-) -> HParams:
+def hparams_for_shape(shape: ModelShape, cfg: Mapping[str, Any] | HParamLaws | None = None) -> HParams:
     """:func:`hparams_for` with N counted from ``shape`` as ``cfg.count`` says and batches of whole sequences."""
     laws = HParamLaws.from_mapping(cfg)
     n = getattr(count_params(shape), laws.count)
-    return hparams_for(n, laws, context=shape.context, run_tokens=run_tokens)
+    return hparams_for(n, laws, context=shape.context)

@@ -1,6 +1,6 @@
 """``scaling-train``: the Hydra app that trains one config (or a multirun of them).
 
-Config groups: model, data, optim, schedule, logging (``configs/``). Any field can
+Config groups: model, data, optim, schedule, logging (``scaling/configs/``, typed by ``scaling.config``). Any field can
 be overridden on the command line; ``-m`` sweeps. User mistakes print one line
 and exit 2; an interrupted run exits 128+signal after checkpointing.
 """
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from scaling.config import CONFIG_DIR
 from scaling.errors import USER_ERROR_EXIT, ScalingError
-
-CONFIG_DIR = Path(os.environ.get("SCALING_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
 
 def _is_multirun() -> bool:
@@ -30,7 +28,7 @@ def _is_multirun() -> bool:
 
 
 def train_task(cfg: DictConfig) -> str:
-    """Hydra task: resolve the config, train, and report one line."""
+    """Hydra task: resolve the config, train, and report one line (with train.dry_run: resolve and list only)."""
     from scaling.tracking import tracker_factory
     from scaling.train.run import run_training
 
@@ -38,6 +36,11 @@ def train_task(cfg: DictConfig) -> str:
         container = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:  # interpolation errors name the key
         raise ScalingError(f"bad config: {err}".splitlines()[0]) from None
+    if container["train"]["dry_run"]:  # type: ignore[index]
+        from scaling.sweep import dry_run_table, resolve_job
+
+        print(dry_run_table([resolve_job(container, [])]), flush=True)  # type: ignore[arg-type]
+        return "dry_run"
     outcome = run_training(container, tracker_factory)  # type: ignore[arg-type]
     if int(os.environ.get("RANK", "0")) == 0:
         print(outcome.message, flush=True)

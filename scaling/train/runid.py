@@ -23,6 +23,7 @@ EXCLUDED = (
     "train.interrupt_at_step",
     "train.compile",
     "train.threads",
+    "train.dry_run",
 )
 
 

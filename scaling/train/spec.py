@@ -2,7 +2,12 @@
 
 Everything that is decided before the first step lives here, so that a bad
 config fails with one clear line before any training starts, and the sweep
-tools can ask what a config *would* train without training it.
+tools can ask what a config *would* train without training it (a sweep's
+``train.dry_run=true`` lists it). This is the only resolver of a run: tests,
+benchmarks and the README's tables go through it too.
+
+It takes a composed config (``scaling.config``'s schema: every key present),
+read group by group through the schema's dataclasses.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from scaling.accounting import FlopCounts, ParamCounts, count_params, flops_per_token
+from scaling.config import GridConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from scaling.errors import ScalingError
 from scaling.models import ModelShape
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS
@@ -63,15 +69,6 @@ class RunSpec:
         return Schedule(s.name, s.lr, s.warmup_steps, horizon.steps, s.min_lr_ratio, s.cooldown_frac)
 
 
-def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return default if node is None else node
-
-
 def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
     """With ``schedule=wsd`` and ``grid.tokens_per_param``, map every budget of a size to one run.
 
@@ -79,10 +76,10 @@ def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
     branches at b'/B for every smaller b': all jobs of one size share a run_id,
     the first trains it (writing one record per budget), the others skip.
     """
-    budgets = (cfg.get("grid") or {}).get("tokens_per_param")
-    if not budgets or cfg["schedule"].get("name") != "wsd":
+    budgets = cfg["grid"]["tokens_per_param"]
+    if not budgets or cfg["schedule"]["name"] != "wsd":
         return cfg
-    tpp = cfg["train"].get("tokens_per_param")
+    tpp = cfg["train"]["tokens_per_param"]
     budgets = sorted(float(b) for b in budgets)
     if tpp is None or float(tpp) not in budgets:
         raise ScalingError(f"train.tokens_per_param={tpp} is not one of grid.tokens_per_param={budgets}")
@@ -94,50 +91,45 @@ def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
     """The model shape: explicit fields, the isoFLOP grid's, or the grid's shape for ``model.target_params``."""
-    model = cfg["model"]
-    if vocab_size and model.get("vocab_size") and int(model["vocab_size"]) < vocab_size:
-        raise ScalingError(f"model.vocab_size={model['vocab_size']} is smaller than the tokenizer's {vocab_size}")
-    vocab = int(model.get("vocab_size") or vocab_size)
-    grid = dict(cfg.get("grid") or {})
-    kind = grid.pop("kind", "none") or "none"
-    if kind == "isoflop":
-        from scaling.grid import IsoFlopSettings, isoflop_point
+    model, grid, train = ModelConfig(**cfg["model"]), GridConfig(**cfg["grid"]), TrainConfig(**cfg["train"])
+    if vocab_size and model.vocab_size and int(model.vocab_size) < vocab_size:
+        raise ScalingError(f"model.vocab_size={model.vocab_size} is smaller than the tokenizer's {vocab_size}")
+    vocab = int(model.vocab_size or vocab_size)
+    if grid.kind == "isoflop":
+        from scaling.grid import isoflop_point
 
-        train = cfg["train"]
-        if train.get("flops") is None:
+        if train.flops is None:
             raise ScalingError("grid.kind=isoflop needs the budget as train.flops")
-        offset = grid.pop("offset", 0)
-        grid.pop("tokens_per_param", None)
-        settings = IsoFlopSettings.from_mapping({**grid, "convention": train.get("flops_convention", "exact")})
+        if grid.aspect is not None and len(grid.aspect) != 2:
+            raise ScalingError(f"grid.aspect must be [lo, hi], got {list(grid.aspect)}")
         shape, _ = isoflop_point(
-            float(train["flops"]),
-            offset,
-            family=str(model["family"]),
+            float(train.flops),
+            grid.offset,
+            family=model.family,
             vocab_size=vocab,
-            context=int(model["context"]),
-            convention=settings.convention,
-            count=settings.count,
-            prior=settings.prior,
-            ratio=settings.ratio,
-            tie_embeddings=bool(model.get("tie_embeddings", False)),
-            aspect=settings.aspect,
-            head_dim=settings.head_dim,
+            context=model.context,
+            convention=train.flops_convention,
+            count=grid.count,
+            prior=grid.prior,
+            ratio=grid.ratio,
+            tie_embeddings=model.tie_embeddings,
+            aspect=None if grid.aspect is None else (float(grid.aspect[0]), float(grid.aspect[1])),
+            head_dim=grid.head_dim,
         )
         return shape
-    if kind != "none":
-        raise ScalingError(f"unknown grid.kind {kind!r}; known: none, isoflop")
-    target = model.get("target_params")
-    if target is None:
-        return ModelShape.from_config(model, vocab_size=vocab_size)
+    if grid.kind != "none":
+        raise ScalingError(f"unknown grid.kind {grid.kind!r}; known: none, isoflop")
+    if model.target_params is None:
+        return ModelShape.from_config(cfg["model"], vocab_size=vocab_size)
     from scaling.grid import shape_for_params
 
     return shape_for_params(
-        float(target),
-        str(model["family"]),
-        count=str(model.get("target_count") or "non_embedding"),
+        float(model.target_params),
+        model.family,
+        count=model.target_count,
         vocab_size=vocab,
-        context=int(model["context"]),
-        tie_embeddings=bool(model.get("tie_embeddings", False)),
+        context=model.context,
+        tie_embeddings=model.tie_embeddings,
     )
 
 
@@ -145,14 +137,15 @@ def _hparams(cfg: Mapping[str, Any], shape: ModelShape) -> dict[str, float]:
     """Learning rate, batch and warmup from N through the configured laws (the ``hparams`` node)."""
     from scaling.grid import HParamLaws, hparams_for_shape
 
-    laws = HParamLaws.from_mapping(cfg.get("hparams") or {})
+    laws = HParamLaws.from_mapping(cfg["hparams"])
     hp = hparams_for_shape(shape, laws)
     n = getattr(count_params(shape), laws.count)
     return {"lr": hp.lr, "batch_tokens": hp.batch_tokens, "warmup_tokens": hp.warmup_tokens, "n_for_hparams": n}
 
 
-def _budget_tokens(train: Mapping[str, Any], params: ParamCounts, fpt: FlopCounts) -> tuple[float, str]:
-    given = {k: train.get(k) for k in ("tokens", "tokens_per_param", "flops") if train.get(k) is not None}
+def _budget_tokens(train: TrainConfig, params: ParamCounts, fpt: FlopCounts) -> tuple[float, str]:
+    budgets = {"tokens": train.tokens, "tokens_per_param": train.tokens_per_param, "flops": train.flops}
+    given = {k: v for k, v in budgets.items() if v is not None}
     if len(given) != 1:
         raise ScalingError(
             "set exactly one budget: train.tokens, train.tokens_per_param or train.flops"
@@ -165,11 +158,11 @@ def _budget_tokens(train: Mapping[str, Any], params: ParamCounts, fpt: FlopCount
     if kind == "tokens":
         return value, f"tokens={value:g}"
     if kind == "tokens_per_param":
-        count = str(train.get("params_for_budget", "with_head"))
+        count = train.params_for_budget
         if count not in PARAM_COUNTS:
             raise ScalingError(f"train.params_for_budget={count!r}; known: {', '.join(PARAM_COUNTS)}")
         return value * getattr(params, count), f"tokens_per_param={value:g} x N_{count}"
-    conv = str(train.get("flops_convention", "exact"))
+    conv = train.flops_convention
     if conv not in FLOP_CONVENTIONS:
         raise ScalingError(f"train.flops_convention={conv!r}; known: {', '.join(FLOP_CONVENTIONS)}")
     return value / getattr(fpt, conv), f"flops={value:g} under {conv}"
@@ -194,19 +187,20 @@ def resolve_spec(
         if n <= shape.context + 1:
             raise ScalingError(f"model.context={shape.context} is longer than the {split} split ({n} tokens)")
     params, fpt = count_params(shape), flops_per_token(shape)
-    train, optim, sched = cfg["train"], cfg["optim"], cfg["schedule"]
+    train, optim = TrainConfig(**cfg["train"]), OptimConfig(**cfg["optim"])
+    sched = ScheduleConfig(**cfg["schedule"])
     laws = None
-    if optim.get("lr") is None or train.get("batch_size") is None or sched.get("warmup_tokens") is None:
+    if optim.lr is None or train.batch_size is None or sched.warmup_tokens is None:
         laws = _hparams(cfg, shape)
 
-    if train.get("batch_size") is not None:
-        batch_size = int(train["batch_size"])
+    if train.batch_size is not None:
+        batch_size = int(train.batch_size)
     else:
         batch_size = max(1, int(round(laws["batch_tokens"] / shape.context)))  # type: ignore[index]
     if batch_size % world_size:
         batch_size = math.ceil(batch_size / world_size) * world_size
     per_rank = batch_size // world_size
-    micro = int(train.get("micro_batch_size") or per_rank)
+    micro = int(train.micro_batch_size or per_rank)
     if micro <= 0 or per_rank % micro:
         raise ScalingError(
             f"train.micro_batch_size={micro} must divide the per-process batch {per_rank} (batch_size={batch_size}, {world_size} processes)"
@@ -220,10 +214,10 @@ def resolve_spec(
         )
     steps = max(1, int(round(tokens / tokens_per_step)))
 
-    lr = float(optim["lr"]) if optim.get("lr") is not None else float(laws["lr"])  # type: ignore[index]
-    warmup_tokens = float(sched["warmup_tokens"]) if sched.get("warmup_tokens") is not None else laws["warmup_tokens"]  # type: ignore[index]
-    name = str(sched.get("name", "cosine"))
-    fractions = sorted({float(f) for f in (sched.get("branches") or []) if 0 < float(f) < 1} | {1.0})
+    lr = float(optim.lr) if optim.lr is not None else float(laws["lr"])  # type: ignore[index]
+    warmup_tokens = float(sched.warmup_tokens) if sched.warmup_tokens is not None else laws["warmup_tokens"]  # type: ignore[index]
+    name = sched.name
+    fractions = sorted({float(f) for f in sched.branches if 0 < float(f) < 1} | {1.0})
     if len(fractions) > 1 and name != "wsd":
         raise ScalingError(f"schedule.branches needs schedule=wsd (got {name}); with cosine each budget is its own run")
     horizons = [Horizon(max(1, int(round(f * steps))), f) for f in fractions]
@@ -232,17 +226,16 @@ def resolve_spec(
             "schedule.branches give two budgets with the same number of steps; use fewer or larger budgets"
         )
     # Warmup is capped by the shortest horizon so every branch shares one stable phase.
-    max_warmup_frac = float(sched.get("max_warmup_frac", 0.25))
-    warmup_steps = int(min(round(warmup_tokens / tokens_per_step), max_warmup_frac * horizons[0].steps))
+    warmup_steps = int(min(round(warmup_tokens / tokens_per_step), float(sched.max_warmup_frac) * horizons[0].steps))
     schedule = Schedule(
         name=name,
         lr=lr,
         warmup_steps=max(1, warmup_steps) if warmup_tokens > 0 else 0,
         total_steps=steps,
-        min_lr_ratio=float(sched.get("min_lr_ratio", 0.1)),
-        cooldown_frac=float(sched.get("cooldown_frac", 0.2)),
+        min_lr_ratio=float(sched.min_lr_ratio),
+        cooldown_frac=float(sched.cooldown_frac),
     )
-    eval_steps = log_spaced_steps(steps, int(train.get("eval_points", 16)), first=max(1, schedule.warmup_steps // 2))
+    eval_steps = log_spaced_steps(steps, int(train.eval_points), first=max(1, schedule.warmup_steps // 2))
     for h in horizons:  # every branch start and end is an eval point
         eval_steps = sorted(set(eval_steps) | {h.steps})
     derived = {"budget": how, "tokens_requested": tokens, "warmup_tokens": schedule.warmup_steps * tokens_per_step}
