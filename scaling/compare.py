@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.laws import ChinchillaLaw
+from scaling.plan.fitted_law import FittedLaw, load_fit
 
 HELP = "Compare fitted laws (scaling fit --json files) with bootstrap uncertainty."
 
@@ -41,13 +43,15 @@ def _meta(path: Path) -> dict:
         raise ScalingError(f"cannot read fit {path}: {err}") from None
 
 
-def _optimum(params: np.ndarray, flops: float) -> dict[str, np.ndarray]:
-    """N_opt, D_opt, L_opt and a for rows (E, A, B, alpha, beta) at ``flops`` (C = 6ND, Hoffmann eq. 4)."""
-    from scaling.plan.laws import optimal_allocation
+def _optimum(law: ChinchillaLaw, flops: float) -> dict[str, np.ndarray]:
+    """N_opt, D_opt, L_opt and a of ``law`` (one law or its bootstrap draws) at ``flops`` (C = 6ND)."""
+    opt = law.compute_optimal(flops)
+    return {"N_opt": opt.n, "D_opt": opt.d, "L_opt": opt.loss, "a": law.a}
 
-    n, d = optimal_allocation(params, flops)
-    e, a_, b_, alpha, beta = (params[:, i] for i in range(5))
-    return {"N_opt": n, "D_opt": d, "L_opt": e + a_ / n**alpha + b_ / d**beta, "a": beta / (alpha + beta)}
+
+def _draws(fit: FittedLaw) -> ChinchillaLaw | None:
+    """The fit's bootstrap rows as one vectorised law, or None with fewer than two."""
+    return ChinchillaLaw.from_rows(fit.samples) if fit.samples is not None and len(fit.samples) > 1 else None
 
 
 def _ci(values: np.ndarray) -> tuple[float, float]:
@@ -58,8 +62,6 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.plan.laws import load_fit
-
     if len(args.fits) < 2:
         raise ScalingError("scaling compare needs at least two fit files")
     labels = args.labels.split(",") if args.labels else [p.parent.name or p.stem for p in args.fits]
@@ -79,10 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     points, boots = [], []
     for fit in fits:
-        law = fit.law
-        row = np.array([[law.E, law.A, law.B, law.alpha, law.beta]])
-        points.append({k: float(v[0]) for k, v in _optimum(row, flops).items()})
-        boots.append(_optimum(fit.samples, flops) if fit.samples is not None and len(fit.samples) > 1 else None)
+        points.append(_optimum(fit.law, flops))
+        draws = _draws(fit)
+        boots.append(_optimum(draws, flops) if draws is not None else None)
 
     print(
         f"Approach 3 laws compared at C = {flops:.4g} FLOPs ({metas[0].get('flops')} convention, N = {metas[0].get('params')})"
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(path: Path, labels: list[str], fits: list, flops: float) -> None:
+def _plot(path: Path, labels: list[str], fits: list[FittedLaw], flops: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,13 +134,12 @@ def _plot(path: Path, labels: list[str], fits: list, flops: float) -> None:
     grid = np.logspace(np.log10(flops) - 3, np.log10(flops) + 1, 60)
     fig, (ax_l, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, fit in zip(labels, fits, strict=True):
-        law = fit.law
-        row = np.array([[law.E, law.A, law.B, law.alpha, law.beta]])
-        curves = [_optimum(row, c) for c in grid]
-        (line,) = ax_l.plot(grid, [c["L_opt"][0] for c in curves], label=label)
-        ax_n.plot(grid, [c["N_opt"][0] for c in curves], color=line.get_color(), label=label)
-        if fit.samples is not None and len(fit.samples) > 1:
-            boot = [_optimum(fit.samples, c) for c in grid]
+        curve = _optimum(fit.law, grid)
+        (line,) = ax_l.plot(grid, curve["L_opt"], label=label)
+        ax_n.plot(grid, curve["N_opt"], color=line.get_color(), label=label)
+        draws = _draws(fit)
+        if draws is not None:
+            boot = [_optimum(draws, c) for c in grid]
             for ax, key in ((ax_l, "L_opt"), (ax_n, "N_opt")):
                 bands = np.array([_ci(b[key]) for b in boot])
                 ax.fill_between(grid, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)

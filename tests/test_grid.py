@@ -26,8 +26,8 @@ from scaling.grid import (
     tokens_for_budget,
     tokens_for_multiplier,
 )
+from scaling.laws import get_law
 from scaling.models import ModelShape
-from scaling.plan.laws import get_law
 
 LADDER = n_ladder(5e4, 1e9, 12)
 

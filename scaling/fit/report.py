@@ -20,28 +20,9 @@ from scaling.fit.holdout import HoldoutReport
 from scaling.fit.kaplan import KaplanResults
 from scaling.fit.learning_curve import LearningCurveReport
 from scaling.fit.points import FitPoints, percentile_ci
+from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
 
-A3_KEYS = ("E", "A", "B", "alpha", "beta")
 MAX_CURVE_ROWS = 10
-
-
-def chinchilla_optimum(theta: np.ndarray, c: np.ndarray | float) -> dict[str, np.ndarray]:
-    """Compute-optimal N, D and loss of ``L = E + A/N^alpha + B/D^beta`` under C = 6ND (Hoffmann et al. eq. 4).
-
-    ``theta`` rows are (E, A, B, alpha, beta); broadcasting over rows and ``c`` gives arrays.
-    G = (alpha A / (beta B))^(1/(alpha+beta)), N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b,
-    a = beta/(alpha+beta), b = alpha/(alpha+beta).
-    """
-    theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    e, a_, b_, al, be = (theta[:, j : j + 1] for j in range(5))
-    c = np.atleast_1d(np.asarray(c, dtype=float))[None, :]
-    with np.errstate(all="ignore"):
-        g = (al * a_ / (be * b_)) ** (1.0 / (al + be))
-        a, b = be / (al + be), al / (al + be)
-        n = g * (c / 6.0) ** a
-        d = (c / 6.0) ** b / g
-        loss = e + a_ / n**al + b_ / d**be
-    return {"N_opt": n, "D_opt": d, "loss_opt": loss, "a": a[:, 0], "b": b[:, 0], "G": g[:, 0]}
 
 
 def fmt(x: Any) -> str:
@@ -101,27 +82,31 @@ class FitResults:
 
     # ------------------------------------------------------------------ Approach 3 derived numbers
 
-    def approach3_theta(self) -> np.ndarray:
-        f = self.approach3
-        return np.array([f.E, f.A, f.B, f.alpha, f.beta], dtype=float)
+    def approach3_draws(self, grid: bool = False) -> ChinchillaLaw | None:
+        """The bootstrap laws as one vectorised law (parameters of shape (K,), or (K, 1) with ``grid``
+        to evaluate on a grid of budgets), or None without a bootstrap."""
+        if self.approach3_boot is None:
+            return None
+        samples = np.asarray(self.approach3_boot.samples, dtype=float)
+        return ChinchillaLaw.from_rows(samples[:, None, :] if grid else samples)
 
     def approach3_derived(self) -> dict[str, Any]:
         """a, b, G and the optimum at the reporting budget, with percentile CIs over the bootstrap rows."""
         f = self.approach3
-        opt = chinchilla_optimum(self.approach3_theta(), self.at_flops)
+        opt = f.compute_optimal(self.at_flops)
         out: dict[str, Any] = {
             "a": float(f.a),
             "b": float(f.b),
             "G": float(f.G),
             "at_flops": self.at_flops,
-            "N_opt": float(f.n_opt(self.at_flops)),
-            "D_opt": float(f.d_opt(self.at_flops)),
-            "loss_opt": float(opt["loss_opt"][0, 0]),
+            "N_opt": float(opt.n),
+            "D_opt": float(opt.d),
+            "loss_opt": float(opt.loss),
         }
-        if self.approach3_boot is not None:
-            s = chinchilla_optimum(np.asarray(self.approach3_boot.samples), self.at_flops)
-            for key in ("N_opt", "D_opt", "loss_opt"):
-                col = s[key][:, 0]
+        draws = self.approach3_draws()
+        if draws is not None:
+            at = draws.compute_optimal(self.at_flops)
+            for key, col in (("N_opt", at.n), ("D_opt", at.d), ("loss_opt", at.loss)):
                 out.setdefault("ci95", {})[key] = percentile_ci(col)
                 out.setdefault("se", {})[key] = float(np.nanstd(col, ddof=1)) if col.size > 1 else math.nan
         return out
@@ -135,7 +120,7 @@ class FitResults:
             # The fitter words its own flags: bound hit, no convergence, best start on the grid's edge,
             # too few points for five parameters.
             out += [f"Approach 3: {w}" for w in self.approach3.warnings]
-            if self.approach3_boot is not None and self.approach3.n_points <= len(A3_KEYS):
+            if self.approach3_boot is not None and self.approach3.n_points <= len(CHINCHILLA_PARAMS):
                 out.append(
                     "Approach 3: as many points as parameters, so every resample is fitted exactly: "
                     "the bootstrap CIs have no width and mean nothing"
@@ -221,7 +206,7 @@ class FitResults:
         derived = self.approach3_derived()
         ci_derived = derived.pop("ci95", {})
         se_derived = derived.pop("se", {})
-        out.update({k: float(getattr(f, k)) for k in A3_KEYS})
+        out.update({k: float(getattr(f, k)) for k in CHINCHILLA_PARAMS})
         out.update(derived)
         out.update(
             grad_norm=float(f.grad_norm),
@@ -238,7 +223,7 @@ class FitResults:
             out["se"] = {k: float(v) for k, v in boot.se.items()} | se_derived
             out["ci95"] = {k: [float(v[0]), float(v[1])] for k, v in boot.ci95.items()}
             out["ci95"].update({k: list(v) for k, v in ci_derived.items()})
-            out["samples_columns"] = list(A3_KEYS)
+            out["samples_columns"] = list(CHINCHILLA_PARAMS)
             out["samples"] = np.asarray(boot.samples, dtype=float).tolist()
         return out
 
@@ -286,7 +271,7 @@ class FitResults:
         ci_d, se_d = d.get("ci95", {}), d.get("se", {})
         header = ["parameter", "value"] + (["se", "95% CI"] if boot is not None else [])
         rows = []
-        names = [*A3_KEYS, "a", "b", "G"]
+        names = [*CHINCHILLA_PARAMS, "a", "b", "G"]
         for k in names:
             v = getattr(f, k)
             row = [k, fmt(v)]
