@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.intervals import percentile_ci
 from scaling.laws import ChinchillaLaw
 from scaling.plan.fitted_law import FittedLaw, load_fit
 
@@ -52,13 +53,6 @@ def _optimum(law: ChinchillaLaw, flops: float) -> dict[str, np.ndarray]:
 def _draws(fit: FittedLaw) -> ChinchillaLaw | None:
     """The fit's bootstrap rows as one vectorised law, or None with fewer than two."""
     return ChinchillaLaw.from_rows(fit.samples) if fit.samples is not None and len(fit.samples) > 1 else None
-
-
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if len(finite) < 2:
-        return (float("nan"), float("nan"))
-    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         def cell(key: str, fmt: str, boot: dict | None = boot, point: dict = point) -> str:
             text = format(point[key], fmt)
             if boot is not None:
-                lo, hi = _ci(boot[key])
+                lo, hi = percentile_ci(boot[key])
                 text += f" [{lo:{fmt}},{hi:{fmt}}]"
             return text
 
@@ -112,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         if boots[i] is not None and boots[j] is not None:
             k = min(len(boots[i]["L_opt"]), len(boots[j]["L_opt"]))
             pi, pj = rng.permutation(len(boots[i]["L_opt"]))[:k], rng.permutation(len(boots[j]["L_opt"]))[:k]
-            lo, hi = _ci(boots[j]["L_opt"][pj] - boots[i]["L_opt"][pi])
-            alo, ahi = _ci(boots[j]["a"][pj] - boots[i]["a"][pi])
+            lo, hi = percentile_ci(boots[j]["L_opt"][pj] - boots[i]["L_opt"][pi])
+            alo, ahi = percentile_ci(boots[j]["a"][pj] - boots[i]["a"][pi])
             verdict = "lower" if hi < 0 else "higher" if lo > 0 else "not distinguishable"
             line += f" [{lo:+.4f}, {hi:+.4f}] -> {b} is {verdict}; da 95% CI [{alo:+.4f}, {ahi:+.4f}]"
         else:
@@ -139,10 +133,11 @@ def _plot(path: Path, labels: list[str], fits: list[FittedLaw], flops: float) ->
         ax_n.plot(grid, curve["N_opt"], color=line.get_color(), label=label)
         draws = _draws(fit)
         if draws is not None:
-            boot = [_optimum(draws, c) for c in grid]
+            on_grid = ChinchillaLaw.from_rows(draws.rows()[:, None, :])  # (K, 1) parameters: (K, M) values
+            boot = _optimum(on_grid, grid)
             for ax, key in ((ax_l, "L_opt"), (ax_n, "N_opt")):
-                bands = np.array([_ci(b[key]) for b in boot])
-                ax.fill_between(grid, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
+                lo, hi = percentile_ci(boot[key], axis=0)
+                ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
     for ax, name in ((ax_l, "compute-optimal loss L_opt(C)"), (ax_n, "compute-optimal N_opt(C)")):
         ax.set_xscale("log")
         ax.set_xlabel("C (FLOPs)")

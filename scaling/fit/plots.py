@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from scaling.fit.report import FitResults
+from scaling.intervals import percentile_ci
 from scaling.laws import HOFFMANN2022, KAPLAN2020, Allocation, ChinchillaLaw
 
 # Kaplan et al. 2020 (sec. 6.1, Fig. 14): N_opt ∝ C_min^0.73. Only the slope is used; the line is
@@ -37,9 +38,8 @@ def _plt() -> Any:
 
 
 def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise 2.5/97.5 percentiles over bootstrap rows (axis 0), ignoring non-finite rows."""
-    v = np.where(np.isfinite(values), values, np.nan)
-    return np.nanpercentile(v, 2.5, axis=0), np.nanpercentile(v, 97.5, axis=0)
+    """Pointwise 95% percentile interval over bootstrap rows (axis 0) of values on a grid (columns)."""
+    return percentile_ci(values, axis=0)
 
 
 def _logspace(lo: float, hi: float, n: int = 200) -> np.ndarray:

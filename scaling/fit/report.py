@@ -19,7 +19,8 @@ from scaling.fit.approach2 import Approach2Result
 from scaling.fit.holdout import HoldoutReport
 from scaling.fit.kaplan import KaplanResults
 from scaling.fit.learning_curve import LearningCurveReport
-from scaling.fit.points import FitPoints, percentile_ci
+from scaling.fit.points import FitPoints
+from scaling.intervals import bootstrap_se, percentile_ci
 from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
 
 MAX_CURVE_ROWS = 10
@@ -108,7 +109,7 @@ class FitResults:
             at = draws.compute_optimal(self.at_flops)
             for key, col in (("N_opt", at.n), ("D_opt", at.d), ("loss_opt", at.loss)):
                 out.setdefault("ci95", {})[key] = percentile_ci(col)
-                out.setdefault("se", {})[key] = float(np.nanstd(col, ddof=1)) if col.size > 1 else math.nan
+                out.setdefault("se", {})[key] = bootstrap_se(col)
         return out
 
     # ------------------------------------------------------------------ flags

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.intervals import percentile_ci
 from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
 
 
@@ -32,16 +33,14 @@ class FittedLaw:
         if self.samples is None or len(self.samples) < 2:
             return None
         draws = ChinchillaLaw.from_rows(self.samples).compute_optimal(flops)
-        # Extreme replicates overflow to inf; they are dropped below.
+        # Extreme replicates overflow to inf; the intervals leave them out.
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             ratio = draws.tokens_per_param
-        out = {}
-        for key, values in (("n", draws.n), ("d", draws.d), ("tokens_per_param", ratio), ("loss", draws.loss)):
-            finite = values[np.isfinite(values)]
-            if len(finite) < 2:
-                return None
-            out[key] = (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5)))
-        return out
+        out = {
+            key: percentile_ci(values)
+            for key, values in (("n", draws.n), ("d", draws.d), ("tokens_per_param", ratio), ("loss", draws.loss))
+        }
+        return None if any(np.isnan(lo) for lo, _ in out.values()) else out
 
 
 def _samples_array(raw: Any, path: Path) -> tuple[np.ndarray | None, int]:
