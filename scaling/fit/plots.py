@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.fit.report import FitResults
+from scaling.fit.results import FitResults
 from scaling.intervals import percentile_ci
 from scaling.laws import HOFFMANN2022, KAPLAN2020, Allocation, ChinchillaLaw
 
