@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.intervals import percentile_ci
+from scaling.laws import ChinchillaLaw
+from scaling.plan.fitted_law import FittedLaw, load_fit
 
 HELP = "Compare fitted laws (scaling fit --json files) with bootstrap uncertainty."
 
@@ -41,25 +44,18 @@ def _meta(path: Path) -> dict:
         raise ScalingError(f"cannot read fit {path}: {err}") from None
 
 
-def _optimum(params: np.ndarray, flops: float) -> dict[str, np.ndarray]:
-    """N_opt, D_opt, L_opt and a for rows (E, A, B, alpha, beta) at ``flops`` (C = 6ND, Hoffmann eq. 4)."""
-    from scaling.plan.laws import optimal_allocation
-
-    n, d = optimal_allocation(params, flops)
-    e, a_, b_, alpha, beta = (params[:, i] for i in range(5))
-    return {"N_opt": n, "D_opt": d, "L_opt": e + a_ / n**alpha + b_ / d**beta, "a": beta / (alpha + beta)}
+def _optimum(law: ChinchillaLaw, flops: float) -> dict[str, np.ndarray]:
+    """N_opt, D_opt, L_opt and a of ``law`` (one law or its bootstrap draws) at ``flops`` (C = 6ND)."""
+    opt = law.compute_optimal(flops)
+    return {"N_opt": opt.n, "D_opt": opt.d, "L_opt": opt.loss, "a": law.a}
 
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if len(finite) < 2:
-        return (float("nan"), float("nan"))
-    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
+def _draws(fit: FittedLaw) -> ChinchillaLaw | None:
+    """The fit's bootstrap rows as one vectorised law, or None with fewer than two."""
+    return ChinchillaLaw.from_rows(fit.samples) if fit.samples is not None and len(fit.samples) > 1 else None
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.plan.laws import load_fit
-
     if len(args.fits) < 2:
         raise ScalingError("scaling compare needs at least two fit files")
     labels = args.labels.split(",") if args.labels else [p.parent.name or p.stem for p in args.fits]
@@ -79,10 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     points, boots = [], []
     for fit in fits:
-        law = fit.law
-        row = np.array([[law.E, law.A, law.B, law.alpha, law.beta]])
-        points.append({k: float(v[0]) for k, v in _optimum(row, flops).items()})
-        boots.append(_optimum(fit.samples, flops) if fit.samples is not None and len(fit.samples) > 1 else None)
+        points.append(_optimum(fit.law, flops))
+        draws = _draws(fit)
+        boots.append(_optimum(draws, flops) if draws is not None else None)
 
     print(
         f"Approach 3 laws compared at C = {flops:.4g} FLOPs ({metas[0].get('flops')} convention, N = {metas[0].get('params')})"
@@ -95,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         def cell(key: str, fmt: str, boot: dict | None = boot, point: dict = point) -> str:
             text = format(point[key], fmt)
             if boot is not None:
-                lo, hi = _ci(boot[key])
+                lo, hi = percentile_ci(boot[key])
                 text += f" [{lo:{fmt}},{hi:{fmt}}]"
             return text
 
@@ -111,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         if boots[i] is not None and boots[j] is not None:
             k = min(len(boots[i]["L_opt"]), len(boots[j]["L_opt"]))
             pi, pj = rng.permutation(len(boots[i]["L_opt"]))[:k], rng.permutation(len(boots[j]["L_opt"]))[:k]
-            lo, hi = _ci(boots[j]["L_opt"][pj] - boots[i]["L_opt"][pi])
-            alo, ahi = _ci(boots[j]["a"][pj] - boots[i]["a"][pi])
+            lo, hi = percentile_ci(boots[j]["L_opt"][pj] - boots[i]["L_opt"][pi])
+            alo, ahi = percentile_ci(boots[j]["a"][pj] - boots[i]["a"][pi])
             verdict = "lower" if hi < 0 else "higher" if lo > 0 else "not distinguishable"
             line += f" [{lo:+.4f}, {hi:+.4f}] -> {b} is {verdict}; da 95% CI [{alo:+.4f}, {ahi:+.4f}]"
         else:
@@ -124,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot(path: Path, labels: list[str], fits: list, flops: float) -> None:
+def _plot(path: Path, labels: list[str], fits: list[FittedLaw], flops: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,16 +128,16 @@ def _plot(path: Path, labels: list[str], fits: list, flops: float) -> None:
     grid = np.logspace(np.log10(flops) - 3, np.log10(flops) + 1, 60)
     fig, (ax_l, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, fit in zip(labels, fits, strict=True):
-        law = fit.law
-        row = np.array([[law.E, law.A, law.B, law.alpha, law.beta]])
-        curves = [_optimum(row, c) for c in grid]
-        (line,) = ax_l.plot(grid, [c["L_opt"][0] for c in curves], label=label)
-        ax_n.plot(grid, [c["N_opt"][0] for c in curves], color=line.get_color(), label=label)
-        if fit.samples is not None and len(fit.samples) > 1:
-            boot = [_optimum(fit.samples, c) for c in grid]
+        curve = _optimum(fit.law, grid)
+        (line,) = ax_l.plot(grid, curve["L_opt"], label=label)
+        ax_n.plot(grid, curve["N_opt"], color=line.get_color(), label=label)
+        draws = _draws(fit)
+        if draws is not None:
+            on_grid = ChinchillaLaw.from_rows(draws.rows()[:, None, :])  # (K, 1) parameters: (K, M) values
+            boot = _optimum(on_grid, grid)
             for ax, key in ((ax_l, "L_opt"), (ax_n, "N_opt")):
-                bands = np.array([_ci(b[key]) for b in boot])
-                ax.fill_between(grid, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
+                lo, hi = percentile_ci(boot[key], axis=0)
+                ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
     for ax, name in ((ax_l, "compute-optimal loss L_opt(C)"), (ax_n, "compute-optimal N_opt(C)")):
         ax.set_xscale("log")
         ax.set_xlabel("C (FLOPs)")

@@ -7,9 +7,10 @@ import pytest
 from scipy.special import huber
 
 from scaling.errors import ScalingError
-from scaling.fit.approach3 import ChinchillaLaw, fit_approach3, hoffmann_start_grid, scipy_reference_fit
+from scaling.fit.approach3 import fit_approach3, hoffmann_start_grid, scipy_reference_fit
 from scaling.fit.bootstrap import bootstrap_approach3, resample_counts
 from scaling.fit.huber import HuberProblem, minimise_batch
+from scaling.laws import ChinchillaLaw
 
 CHINCHILLA = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 
@@ -21,7 +22,7 @@ def sample_law(
     rng = np.random.default_rng(seed)
     N = np.exp(rng.uniform(*np.log(n_range), n))  # noqa: N806
     D = np.exp(rng.uniform(*np.log(d_range), n))  # noqa: N806
-    return N, D, law.predict(N, D) * np.exp(rng.normal(0.0, sigma, n))
+    return N, D, law.loss(N, D) * np.exp(rng.normal(0.0, sigma, n))
 
 
 def test_recovers_known_law_from_noisy_samples() -> None:
@@ -32,7 +33,7 @@ def test_recovers_known_law_from_noisy_samples() -> None:
     for name, rel in tolerance.items():
         assert getattr(fit, name) == pytest.approx(getattr(CHINCHILLA, name), rel=rel), name
     # Noise-free data: the law itself is the optimum (objective 0), recovered to many digits.
-    exact = fit_approach3(N, D, CHINCHILLA.predict(N, D))
+    exact = fit_approach3(N, D, CHINCHILLA.loss(N, D))
     for name in ("E", "A", "B", "alpha", "beta"):
         assert getattr(exact, name) == pytest.approx(getattr(CHINCHILLA, name), rel=1e-6), name
     assert exact.objective < 1e-20
@@ -76,7 +77,7 @@ def test_objective_is_the_sum_of_huber_losses() -> None:
     """The objective is SUMMED over points (an average would be n times smaller and stall L-BFGS)."""
     N, D, loss = sample_law(CHINCHILLA, 50, 0.03, seed=6)  # noqa: N806
     fit = fit_approach3(N, D, loss)
-    manual = np.sum(huber(1e-3, np.log(fit.predict(N, D)) - np.log(loss)))
+    manual = np.sum(huber(1e-3, np.log(fit.loss(N, D)) - np.log(loss)))
     assert fit.objective == pytest.approx(manual, rel=1e-9)
     assert fit.objective > 50 * 0.5 * 1e-6  # far above any mean-Huber value with |r| of a few %
     # Duplicating every point doubles a summed objective and leaves the optimum where it was.
@@ -119,10 +120,10 @@ def test_compute_optimal_allocation() -> None:
     for c in (1e18, 5.76e23):
         n_opt, d_opt = float(law.n_opt(c)), float(law.d_opt(c))
         assert 6 * n_opt * d_opt == pytest.approx(c, rel=1e-10)
-        best = float(law.predict(n_opt, d_opt))
+        best = float(law.loss(n_opt, d_opt))
         for factor in (0.9, 1.1):
             n = n_opt * factor
-            assert law.predict(n, c / (6 * n)) > best
+            assert law.loss(n, c / (6 * n)) > best
 
 
 @pytest.mark.slow

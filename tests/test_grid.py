@@ -25,8 +25,8 @@ from scaling.grid import (
     tokens_for_budget,
     tokens_for_multiplier,
 )
+from scaling.laws import get_law
 from scaling.models import ModelShape
-from scaling.plan.laws import get_law
 from scaling.train.spec import RunSpec, resolve_spec
 
 LADDER = n_ladder(5e4, 1e9, 12)

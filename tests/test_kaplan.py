@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from scaling.errors import ScalingError
-from scaling.fit.kaplan import fit_kaplan, fit_kaplan_joint, fit_power_law
+from scaling.fit.kaplan import fit_kaplan, fit_kaplan_joint
 from scaling.fit.points import Curve, FitPoints
+from scaling.fit.power_law import fit_power_law
 
 # Kaplan et al. 2020, Table 5 (alpha, x_c) for L(N), L(D) and L(C_min) (C in FLOPs: 3.1e8 PF-days).
 KAPLAN_N = (0.076, 8.8e13)

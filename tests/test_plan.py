@@ -14,7 +14,7 @@ from scipy.optimize import minimize_scalar
 
 from scaling.accounting import count_params
 from scaling.cli import main
-from scaling.plan.laws import (
+from scaling.laws import (
     BESIROGLU2024,
     HOFFMANN2022,
     KAPLAN2020,
@@ -23,8 +23,8 @@ from scaling.plan.laws import (
     Law,
     get_law,
     inference_optimal,
-    load_fit,
 )
+from scaling.plan.fitted_law import load_fit
 from scaling.plan.planner import make_plan, place_models
 
 
@@ -62,6 +62,34 @@ def test_optimal_flops_for_loss_inverts_the_optimum() -> None:
         loss = law.compute_optimal(3e22).loss
         assert law.optimal_flops_for_loss(loss) == pytest.approx(3e22, rel=1e-9)
         assert Law.optimal_flops_for_loss(law, loss) == pytest.approx(3e22, rel=1e-6)  # generic bisection
+
+
+def test_bootstrap_draws_take_the_point_estimates_code_path() -> None:
+    """A vectorised law (one row per draw) gives, entry by entry, the very numbers of each row's own law:
+    the CIs and the point estimate come from one implementation of Hoffmann et al.'s eq. 4."""
+    rng = np.random.default_rng(0)
+    rows = np.column_stack(
+        [rng.uniform(1, 3, 200), *np.exp(rng.uniform(0, 12, (2, 200))), *rng.uniform(0.05, 1.5, (2, 200))]
+    )
+    draws = ChinchillaLaw.from_rows(rows)
+    at = draws.compute_optimal(3.2e21)
+    grid = np.logspace(12, 24, 7)
+    on_grid = ChinchillaLaw.from_rows(rows[:, None, :]).compute_optimal(grid)
+    assert on_grid.n.shape == (200, 7)
+    for i, row in enumerate(rows):
+        law = ChinchillaLaw(*map(float, row))
+        one = law.compute_optimal(3.2e21)
+        assert (one.n, one.d, one.loss) == (at.n[i], at.d[i], at.loss[i])
+        assert (law.a, law.b, law.G) == (draws.a[i], draws.b[i], draws.G[i])
+        assert np.array_equal(law.compute_optimal(grid).loss, on_grid.loss[i])
+    assert np.array_equal(draws.rows(), rows)
+
+
+def test_laws_module_imports_no_stage() -> None:
+    """scaling.laws sits below grid/, plan/ and fit/: importing it loads none of them, nor torch."""
+    code = "import sys, scaling.laws; print(sorted(m for m in sys.modules if m.startswith(('scaling', 'torch'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['scaling', 'scaling.errors', 'scaling.laws']"
 
 
 def test_kaplan_law_follows_paper_constants() -> None:

@@ -3,8 +3,7 @@
 :mod:`~scaling.explore.inputs` reads results folders and fit JSONs (one variant each),
 :mod:`~scaling.explore.data` computes what the page draws, :mod:`~scaling.explore.page` inlines it
 with Plotly's JS and the page logic (``explorer.js``, ``page.html``), and
-:mod:`~scaling.explore.wandb_artifact` logs the page to W&B. Imports from the rest of ``scaling`` go
-through :mod:`~scaling.explore.adapter` only.
+:mod:`~scaling.explore.wandb_artifact` logs the page to W&B.
 """
 
 from __future__ import annotations

@@ -15,20 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from scaling.explore.adapter import (
-    FLOP_CONVENTIONS,
-    LAWS,
-    PARAM_COUNTS,
-    PF_DAY,
-    Allocation,
-    KaplanLaw,
-    group_by_log,
-    make_plan,
-    place_models,
-    plan_shape,
-    record_to_row,
-)
 from scaling.explore.inputs import Variant
+from scaling.fit.points import group_by_log
+from scaling.laws import LAWS, PF_DAY, Allocation, KaplanLaw
+from scaling.plan.planner import make_plan, place_models, plan_shape
+from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, record_to_row
 
 #: Budget slider: steps of this many decades, anchored on the fit's reporting budget so its plan is a step.
 BUDGET_STEP_DECADES = 0.1

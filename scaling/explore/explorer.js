@@ -7,7 +7,7 @@
  *    95% intervals are percentiles over the fit's bootstrap samples, as scaling.plan computes them;
  *  - inference-aware allocation (Sardana et al. 2023): for the compute-optimal loss and T inference
  *    tokens, the N on the iso-loss curve that minimises 6ND + 2NT (the same log-grid scan and bounded
- *    refinement as scaling.plan.laws.inference_optimal);
+ *    refinement as scaling.laws.inference_optimal);
  *  - Kaplan et al. 2020's empirical frontier N_opt = 1.3e9 (C / PF-day)^0.73, D = C / (6N).
  * Model shapes come from the Python planner, precomputed per budget step and on a grid of N.
  */
@@ -48,7 +48,7 @@
     const finite = values.filter(Number.isFinite);
     return finite.length < 2 ? null : [percentile(finite, 2.5), percentile(finite, 97.5)];
   }
-  function allocationCI(variant, c) { // scaling.plan.laws.FittedLaw.allocation_ci
+  function allocationCI(variant, c) { // scaling.plan.fitted_law.FittedLaw.allocation_ci
     const s = variant.samples;
     if (s.length < 2) return null;
     const n = [], d = [], r = [], l = [];
@@ -69,7 +69,7 @@
     const rem = loss - th[0] - th[1] / pow(n, th[3]);
     return rem > 0 ? pow(th[2] / rem, 1 / th[4]) : Infinity;
   }
-  function inferenceOptimal(th, ref, t) { // scaling.plan.laws.inference_optimal
+  function inferenceOptimal(th, ref, t) { // scaling.laws.inference_optimal
     const target = ref.loss, gap = target - th[0];
     const nMin = gap > 0 ? pow(th[1] / gap, 1 / th[3]) : Infinity;
     if (!Number.isFinite(nMin)) return null;

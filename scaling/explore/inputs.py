@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import ScalingError
-from scaling.explore.adapter import FittedLaw, load_fit, load_records
+from scaling.plan.fitted_law import FittedLaw, load_fit
+from scaling.records import load_records
 
 #: Newest fit JSON layout the explorer understands. ``scaling fit --json`` does not write a
 #: ``format_version`` yet; a file without one is accepted when it has every key in FIT_KEYS_NEEDED.

@@ -37,6 +37,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.fit import varpro
 from scaling.fit.huber import LOWER, PARAMS, UPPER, HuberProblem, minimise_batch
+from scaling.laws import ChinchillaLaw
 
 N_PARAMS = len(PARAMS)
 START_GRIDS = ("hoffmann", "exhaustive")
@@ -54,46 +55,9 @@ def hoffmann_start_grid() -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ChinchillaLaw:
-    """L(N, D) = E + A / N^alpha + B / D^beta and its compute-optimal allocation (Hoffmann eq. 4)."""
-
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-
-    @property
-    def a(self) -> float:
-        """Exponent of N_opt(C): beta / (alpha + beta)."""
-        return self.beta / (self.alpha + self.beta)
-
-    @property
-    def b(self) -> float:
-        """Exponent of D_opt(C): alpha / (alpha + beta)."""
-        return self.alpha / (self.alpha + self.beta)
-
-    @property
-    def G(self) -> float:  # noqa: N802 - Hoffmann's symbol
-        """G = (alpha A / (beta B))^(1 / (alpha + beta))."""
-        return float((self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta)))
-
-    def predict(self, N: np.ndarray | float, D: np.ndarray | float) -> np.ndarray:  # noqa: N803
-        N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)  # noqa: N806
-        return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
-
-    def n_opt(self, C: np.ndarray | float) -> np.ndarray:  # noqa: N803
-        """Compute-optimal parameters under C = 6 N D: N_opt = G (C/6)^a."""
-        return self.G * (np.asarray(C, dtype=float) / 6.0) ** self.a
-
-    def d_opt(self, C: np.ndarray | float) -> np.ndarray:  # noqa: N803
-        """Compute-optimal tokens under C = 6 N D: D_opt = G^-1 (C/6)^b."""
-        return (np.asarray(C, dtype=float) / 6.0) ** self.b / self.G
-
-
-@dataclass(frozen=True)
 class Approach3Fit(ChinchillaLaw):
-    """A fitted law with the diagnostics a reader needs to trust it."""
+    """A fitted law (loss, N_opt, D_opt, a, b, G: :class:`scaling.laws.ChinchillaLaw`) with the diagnostics
+    a reader needs to trust it."""
 
     objective: float  # summed Huber at the optimum
     grad_norm: float  # gradient norm w.r.t. (a, b, e, alpha, beta) at the optimum

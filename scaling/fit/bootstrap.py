@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.approach3 import Approach3Fit, ChinchillaLaw, fit_approach3, search, validate_points
+from scaling.fit.approach3 import Approach3Fit, fit_approach3, search, validate_points
 from scaling.fit.huber import LOWER, UPPER, HuberProblem, minimise_batch
-
-COLUMNS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
-DERIVED: tuple[str, ...] = ("a", "b", "G")
+from scaling.intervals import bootstrap_se, percentile_ci
+from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
 
 #: Extra distinct local optima of the point search used as starts for every resample.
 N_EXTRA_STARTS = 2
@@ -59,13 +58,10 @@ class BootstrapResult:
 
     def derived_ci(self, func: Callable[[ChinchillaLaw], float], level: float = 0.95) -> tuple[float, float]:
         """Percentile confidence interval of any derived quantity (N_opt(C), a predicted loss, ...)."""
-        values = self.derived(func)
-        tail = 50.0 * (1.0 - level)
-        lo, hi = np.nanpercentile(values, [tail, 100.0 - tail])
-        return float(lo), float(hi)
+        return percentile_ci(self.derived(func), level)
 
     def derived_se(self, func: Callable[[ChinchillaLaw], float]) -> float:
-        return float(np.nanstd(self.derived(func), ddof=1))
+        return bootstrap_se(self.derived(func))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -90,16 +86,10 @@ def resample_counts(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -
 
 
 def summarise(samples: np.ndarray) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """Standard errors and 95% percentile intervals of the parameters and of a, b, G."""
-    E, A, B, alpha, beta = samples.T  # noqa: N806
-    cols = {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta}
-    with np.errstate(all="ignore"):
-        cols["a"] = beta / (alpha + beta)
-        cols["b"] = alpha / (alpha + beta)
-        cols["G"] = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-    se = {k: float(np.nanstd(v, ddof=1)) if v.size > 1 else float("nan") for k, v in cols.items()}
-    ci = {k: tuple(float(x) for x in np.nanpercentile(v, [2.5, 97.5])) for k, v in cols.items()}
-    return se, ci  # type: ignore[return-value]
+    """Standard errors and 95% percentile intervals of the parameters and of a, b, G (all draws at once)."""
+    law = ChinchillaLaw.from_rows(samples)
+    cols = {key: getattr(law, key) for key in (*CHINCHILLA_PARAMS, "a", "b", "G")}
+    return {k: bootstrap_se(v) for k, v in cols.items()}, {k: percentile_ci(v) for k, v in cols.items()}
 
 
 def bootstrap_approach3(

@@ -22,8 +22,10 @@ from scaling.fit.approach1 import compute_envelope, fit_approach1
 from scaling.fit.approach2 import fit_approach2
 from scaling.fit.kaplan import fit_kaplan
 from scaling.fit.learning_curve import fit_learning_curves
-from scaling.fit.points import FitPoints, bootstrap_runs, load_points, percentile_ci, require_fittable
-from scaling.fit.report import FitResults
+from scaling.fit.points import FitPoints, bootstrap_runs, load_points, require_fittable
+from scaling.fit.render import render
+from scaling.fit.results import FitResults
+from scaling.intervals import percentile_ci
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, atomic_write_json
 
 HELP = "Fit Kaplan and Chinchilla (Approaches 1-3) scaling laws to run records or a CSV."
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         "delta": args.delta,
     }
     res = fit_all(points, options)
-    print(res.render())
+    print(render(res))
     if args.json:
         atomic_write_json(args.json, res.as_json())
         print(f"\nwrote {args.json}")

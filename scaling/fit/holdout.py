@@ -117,7 +117,7 @@ def run_holdout(
     warnings: list[str] = []
     a3 = fit_approach3(train.n, train.d, train.loss, delta=delta)
     warnings += [f"hold-out Approach 3: {w}" for w in a3.warnings]
-    pred_a3 = np.asarray(a3.predict(held.n, held.d), dtype=float)
+    pred_a3 = np.asarray(a3.loss(held.n, held.d), dtype=float)
     try:
         kj: KaplanJointFit | None = fit_kaplan_joint(train.n, train.d, train.loss, irreducible=kaplan_irreducible)
         pred_k = kj.predict(held.n, held.d)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.kaplan import PowerLawFit, fit_power_law
 from scaling.fit.points import Curve, FitPoints
+from scaling.fit.power_law import PowerLawFit, fit_power_law
 
 N_PARAMS = 3
 

@@ -19,15 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from scaling.fit.report import FitResults, chinchilla_optimum
+from scaling.fit.results import FitResults
+from scaling.intervals import percentile_ci
+from scaling.laws import HOFFMANN2022, KAPLAN2020, Allocation, ChinchillaLaw
 
-# Hoffmann et al. 2022, Approach 3 (their Table A3 / eq. 10), as given in the Chinchilla paper.
-HOFFMANN_2022 = np.array(
-    [math.exp(0.5267228), math.exp(6.0073404), math.exp(6.0179186), 0.33917084, 0.2849083], dtype=float
-)
 # Kaplan et al. 2020 (sec. 6.1, Fig. 14): N_opt ∝ C_min^0.73. Only the slope is used; the line is
 # anchored to this fit's Approach 3 optimum at the geometric middle of the plotted range.
-KAPLAN_N_EXPONENT = 0.73
+KAPLAN_N_EXPONENT = KAPLAN2020.n_opt_exponent
 
 
 def _plt() -> Any:
@@ -40,20 +38,18 @@ def _plt() -> Any:
 
 
 def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise 2.5/97.5 percentiles over bootstrap rows (axis 0), ignoring non-finite rows."""
-    v = np.where(np.isfinite(values), values, np.nan)
-    return np.nanpercentile(v, 2.5, axis=0), np.nanpercentile(v, 97.5, axis=0)
+    """Pointwise 95% percentile interval over bootstrap rows (axis 0) of values on a grid (columns)."""
+    return percentile_ci(values, axis=0)
 
 
 def _logspace(lo: float, hi: float, n: int = 200) -> np.ndarray:
     return np.exp(np.linspace(math.log(lo), math.log(hi), n))
 
 
-def _a3_samples(res: FitResults) -> np.ndarray | None:
-    if res.approach3_boot is None:
-        return None
-    s = np.asarray(res.approach3_boot.samples, dtype=float)
-    return s if s.ndim == 2 and s.shape[0] >= 2 else None
+def _a3_draws(res: FitResults) -> ChinchillaLaw | None:
+    """The bootstrap laws shaped (K, 1) to evaluate on a grid of M points, giving (K, M); None under 2 draws."""
+    draws = res.approach3_draws(grid=True)
+    return draws if draws is not None and np.shape(draws.E)[0] >= 2 else None
 
 
 def write_plots(res: FitResults, out_dir: str | Path) -> list[Path]:
@@ -104,18 +100,21 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
             lo, hi = _band(curves)
             ax.fill_between(grid, lo, hi, color="k", alpha=0.12, lw=0, label="Kaplan 95% CI")
     if res.approach3 is not None:
-        th = res.approach3_theta()
-        j = (1, 3) if var == "N" else (2, 4)
+
+        def limit(law: ChinchillaLaw) -> np.ndarray:
+            """The law with the other variable infinite: E + A/N^alpha (D -> inf) or E + B/D^beta (N -> inf)."""
+            return law.loss(grid, math.inf) if var == "N" else law.loss(math.inf, grid)
+
         ax.plot(
             grid,
-            th[0] + th[j[0]] / grid ** th[j[1]],
+            limit(res.approach3),
             "C3--",
             lw=1.5,
             label=f"Approach 3, {'D' if var == 'N' else 'N'}→∞: E + {'A/N^alpha' if var == 'N' else 'B/D^beta'}",
         )
-        s = _a3_samples(res)
-        if s is not None:
-            lo, hi = _band(s[:, 0:1] + s[:, j[0] : j[0] + 1] / grid[None, :] ** s[:, j[1] : j[1] + 1])
+        draws = _a3_draws(res)
+        if draws is not None:
+            lo, hi = _band(limit(draws))
             ax.fill_between(grid, lo, hi, color="C3", alpha=0.15, lw=0, label="Approach 3 95% CI")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -147,13 +146,13 @@ def _loss_vs_c(res: FitResults, plt: Any, name: str) -> Any:
     if k is not None and k.l_c is not None:
         ax.plot(grid, k.l_c.predict(grid), "k-", lw=1.5, label=f"Kaplan L(C_min): alpha_C={k.l_c.alpha:.4g}")
     if res.approach3 is not None:
-        opt = chinchilla_optimum(res.approach3_theta(), grid)["loss_opt"][0]
+        opt = res.approach3.compute_optimal(grid).loss
         ax.plot(grid, opt, "C3--", lw=1.5, label="Approach 3 compute-optimal L(N_opt, D_opt)")
-        s = _a3_samples(res)
-        if s is not None:
-            lo, hi = _band(chinchilla_optimum(s, grid)["loss_opt"])
+        draws = _a3_draws(res)
+        if draws is not None:
+            lo, hi = _band(draws.compute_optimal(grid).loss)
             ax.fill_between(grid, lo, hi, color="C3", alpha=0.15, lw=0, label="Approach 3 95% CI")
-        l_star = float(chinchilla_optimum(res.approach3_theta(), res.at_flops)["loss_opt"][0, 0])
+        l_star = float(res.approach3.compute_optimal(res.at_flops).loss)
         ax.plot([res.at_flops], [l_star], "C3*", ms=12, label=f"reporting budget C*={res.at_flops:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -193,6 +192,11 @@ def _isoflop(res: FitResults, plt: Any, name: str) -> Any:
     return fig
 
 
+def _side(alloc: Allocation, key: str) -> np.ndarray:
+    """N_opt or D_opt of an allocation, by the panel's key."""
+    return alloc.n if key == "N_opt" else alloc.d
+
+
 def _optimal(res: FitResults, plt: Any, name: str) -> Any:
     p = res.points
     if res.approach3 is None and res.approach1 is None and (res.approach2 is None or res.approach2.fit is None):
@@ -202,7 +206,7 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
         lo = min(lo, float(res.approach1.c.min()))
     grid = _logspace(lo / 2, max(float(p.c.max()), res.at_flops) * 2)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
-    hoff = chinchilla_optimum(HOFFMANN_2022, grid)
+    hoff = HOFFMANN2022.compute_optimal(grid)
     for ax, key, label in ((axes[0], "N_opt", "N_opt (parameters)"), (axes[1], "D_opt", "D_opt (tokens)")):
         if res.approach1 is not None:
             f = res.approach1
@@ -219,16 +223,16 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
             exp_ = f.a if key == "N_opt" else f.b
             ax.plot(grid, line, "-", color="C1", lw=1.3, label=f"Approach 2: exponent {exp_:.4g}")
         if res.approach3 is not None:
-            opt = chinchilla_optimum(res.approach3_theta(), grid)
+            opt = res.approach3.compute_optimal(grid)
             exp_ = res.approach3.a if key == "N_opt" else res.approach3.b
-            ax.plot(grid, opt[key][0], "-", color="C3", lw=1.6, label=f"Approach 3 (this fit): exponent {exp_:.4g}")
-            s = _a3_samples(res)
-            if s is not None:
-                lo, hi = _band(chinchilla_optimum(s, grid)[key])
+            ax.plot(grid, _side(opt, key), "-", color="C3", lw=1.6, label=f"Approach 3 (this fit): exponent {exp_:.4g}")
+            draws = _a3_draws(res)
+            if draws is not None:
+                lo, hi = _band(_side(draws.compute_optimal(grid), key))
                 ax.fill_between(grid, lo, hi, color="C3", alpha=0.15, lw=0, label="Approach 3 95% CI")
             if key == "N_opt":
                 mid = math.exp(0.5 * (math.log(grid[0]) + math.log(grid[-1])))
-                n_mid = float(chinchilla_optimum(res.approach3_theta(), mid)["N_opt"][0, 0])
+                n_mid = float(res.approach3.n_opt(mid))
                 ax.plot(
                     grid,
                     n_mid * (grid / mid) ** KAPLAN_N_EXPONENT,
@@ -237,8 +241,8 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
                     lw=1.4,
                     label="Kaplan 2020: N_opt ∝ C^0.73 (slope only)",
                 )
-        hexp = hoff["a"][0] if key == "N_opt" else hoff["b"][0]
-        ax.plot(grid, hoff[key][0], "--", color="k", lw=1.2, label=f"Hoffmann 2022 Approach 3: exponent {hexp:.4g}")
+        hexp = HOFFMANN2022.a if key == "N_opt" else HOFFMANN2022.b
+        ax.plot(grid, _side(hoff, key), "--", color="k", lw=1.2, label=f"Hoffmann 2022 Approach 3: exponent {hexp:.4g}")
         ax.axvline(res.at_flops, color="0.6", lw=0.8, ls="-.")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -264,7 +268,7 @@ def _residuals(res: FitResults, plt: Any, name: str) -> Any:
     p = res.points
     panels = []
     if res.approach3 is not None:
-        panels.append(("Approach 3", np.log(np.asarray(res.approach3.predict(p.n, p.d), dtype=float)) - np.log(p.loss)))
+        panels.append(("Approach 3", np.log(np.asarray(res.approach3.loss(p.n, p.d), dtype=float)) - np.log(p.loss)))
     if res.kaplan is not None and res.kaplan.joint is not None:
         panels.append(("Kaplan joint L(N,D)", np.log(res.kaplan.joint.predict(p.n, p.d)) - np.log(p.loss)))
     if not panels:

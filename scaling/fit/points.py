@@ -536,13 +536,3 @@ def bootstrap_runs(
             failed += 1
     keys: Sequence[str] = list(rows[0]) if rows else []
     return {k: np.array([r.get(k, math.nan) for r in rows], dtype=float) for k in keys}, failed
-
-
-def percentile_ci(samples: np.ndarray) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of the finite samples (NaN when none)."""
-    s = np.asarray(samples, dtype=float)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return (math.nan, math.nan)
-    lo, hi = np.percentile(s, [2.5, 97.5])
-    return (float(lo), float(hi))

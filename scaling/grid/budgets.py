@@ -4,7 +4,7 @@ IsoFLOP profiles (Hoffmann et al. 2022, Approach 2): for each compute budget C,
 train several model sizes N around the expected optimum, each for the D tokens
 that spend exactly C. Here N = N_prior(C) · ratio^offset, where the prior is a
 tokens-per-parameter rule (default 20, Hoffmann et al.'s rounded D/N) or a named
-law from :mod:`scaling.plan.laws`, and D = C / flops_per_token(shape) under the
+law from :mod:`scaling.laws`, and D = C / flops_per_token(shape) under the
 configured FLOP convention (``kaplan`` 6·N_non-embedding, ``six_n`` 6·N_with-head,
 ``exact`` counted matmuls; see :mod:`scaling.accounting`).
 
@@ -99,7 +99,7 @@ def n_opt_prior(budget: float, prior: float | str = DEFAULT_TOKENS_PER_PARAM) ->
     """The expected compute-optimal N at ``budget``: centre of an isoFLOP profile.
 
     A number r is a tokens-per-parameter rule under C = 6ND: N = sqrt(C / (6r)).
-    A string names a law of :mod:`scaling.plan.laws` (``hoffmann2022``, ...) whose
+    A string names a law of :mod:`scaling.laws` (``hoffmann2022``, ...) whose
     compute-optimal allocation is used.
     """
     c = _positive(budget, "FLOP budget")
@@ -107,7 +107,7 @@ def n_opt_prior(budget: float, prior: float | str = DEFAULT_TOKENS_PER_PARAM) ->
         try:
             prior = float(prior)
         except ValueError:
-            from scaling.plan.laws import get_law
+            from scaling.laws import get_law
 
             return get_law(prior).compute_optimal(c).n
     r = _positive(prior, "prior tokens per parameter")

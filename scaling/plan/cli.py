@@ -8,8 +8,9 @@ import math
 from typing import Any
 
 from scaling.errors import ScalingError
+from scaling.laws import LAWS, Allocation, Law, get_law
 from scaling.models import FAMILIES
-from scaling.plan.laws import LAWS, Allocation, FittedLaw, Law, get_law, load_fit
+from scaling.plan.fitted_law import FittedLaw, load_fit
 from scaling.plan.planner import (
     OPTIMAL_FACTOR,
     InferencePlan,

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from scaling.accounting import ParamCounts, count_params, flops_per_token
 from scaling.errors import ScalingError
 from scaling.grid.shapes import shape_for_params
+from scaling.laws import Allocation, Law, inference_optimal
 from scaling.models import ModelShape
-from scaling.plan.laws import Allocation, FittedLaw, Law, inference_optimal
+from scaling.plan.fitted_law import FittedLaw
 
 #: A model is called compute-optimal when its N is within this factor of the law's N_opt at its own C = 6ND.
 OPTIMAL_FACTOR = 1.5

@@ -1,4 +1,16 @@
-"""Published scaling laws, their compute-optimal allocation, and inference-aware allocation.
+"""Scaling laws as formulas: the one home of the Chinchilla and Kaplan laws and the published constants.
+
+Everything that turns law parameters into a loss or a compute-optimal (N, D) lives here, so the fitter,
+the bootstrap, the report, the planner and ``scaling compare`` evaluate the very same expressions. This
+module sits below ``grid/``, ``plan/`` and ``fit/`` in the import graph: it imports numpy, scipy and
+:mod:`scaling.errors` only (never torch), so each of them can use it without a loop.
+
+Vectorised over bootstrap draws. A :class:`ChinchillaLaw`'s parameters may be floats (one law) or
+arrays that broadcast against each other and against N, D or C (many laws at once):
+``ChinchillaLaw.from_rows(samples)`` turns K bootstrap rows (E, A, B, alpha, beta) into one law whose
+parameters have shape (K,), and ``from_rows(samples[:, None, :])`` gives shape (K, 1), which broadcasts
+against a grid of M budgets to (K, M). A confidence interval is then a percentile over the draws of
+the exact code path that gave the point estimate.
 
 Built-in laws (the loss is in nats per token on each paper's own corpus and
 tokenizer, so absolute values do not transfer between laws or to your data):
@@ -11,13 +23,14 @@ tokenizer, so absolute values do not transfer between laws or to your data):
   (C / PF-day)^0.73 with 1 PF-day = 8.64e19 FLOPs, and D = C / (6N). (Minimising
   eq. 1.5 itself along C = 6ND would give N ∝ C^0.56 instead; the 0.73 frontier
   comes from early-stopped runs, which is the discrepancy Porian et al. 2024 resolve.)
-* ``hoffmann2022`` -- Hoffmann et al. 2022 ("Chinchilla"), Approach 3, eq. (2):
+* ``hoffmann2022`` -- Hoffmann et al. 2022, "Training Compute-Optimal Large
+  Language Models" ("Chinchilla"), Approach 3, eq. (2):
   L = E + A/N^α + B/D^β with the unrounded fit E = exp(0.5267228),
   A = exp(6.0073404), B = exp(6.0179186), α = 0.33917084, β = 0.2849083
   (N counts all parameters; MassiveText).
 * ``besiroglu2024`` -- Besiroglu et al. 2024, "Chinchilla Scaling: A replication
-  attempt" (Epoch AI), the same form refitted to the data of Hoffmann's Fig. 4:
-  E = 1.8172, A = 482.01, B = 2085.43, α = 0.3478, β = 0.3658.
+  attempt" (Epoch AI, arXiv 2404.10102), the same form refitted to the data of
+  Hoffmann's Fig. 4: E = 1.8172, A = 482.01, B = 2085.43, α = 0.3478, β = 0.3658.
 
 Compute-optimal allocation of the Chinchilla form under C = 6ND (Hoffmann et al.
 2022, eq. 4): N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b with
@@ -31,11 +44,9 @@ iso-loss curve D(N).
 
 from __future__ import annotations
 
-import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,23 +54,39 @@ import numpy as np
 from scaling.errors import ScalingError
 
 PF_DAY = 1e15 * 86400  # FLOPs in one petaflop/s-day (Kaplan et al. 2020's compute unit)
-LAW_PARAMS = ("E", "A", "B", "alpha", "beta")
+
+#: The Chinchilla law's parameters, in the column order of bootstrap samples and fit JSON.
+CHINCHILLA_PARAMS: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
+
+#: The corpus and tokenizer of Hoffmann et al. 2022's runs, on which their and Besiroglu et al.'s losses are measured.
+MASSIVETEXT = "MassiveText, SentencePiece 32k"
+
+#: A float for one law, or an array over bootstrap draws and/or budgets.
+Value = Any
+
+
+def _plain(x: Value) -> Value:
+    """A Python float for a 0-d result (what one law gives), the array otherwise."""
+    return float(x) if np.ndim(x) == 0 else np.asarray(x)
 
 
 @dataclass(frozen=True)
 class Allocation:
-    """A model size and token count, with the law's predicted loss and the 6ND training FLOPs."""
+    """A model size and token count, with the law's predicted loss and the 6ND training FLOPs.
 
-    n: float
-    d: float
-    loss: float
+    Floats for one law; arrays (one entry per bootstrap draw and/or budget) for a vectorised law.
+    """
+
+    n: Value
+    d: Value
+    loss: Value
 
     @property
-    def flops(self) -> float:
+    def flops(self) -> Value:
         return 6.0 * self.n * self.d
 
     @property
-    def tokens_per_param(self) -> float:
+    def tokens_per_param(self) -> Value:
         return self.d / self.n
 
 
@@ -78,7 +105,7 @@ class Law(ABC):
         """Predicted loss (works elementwise on numpy arrays)."""
 
     @abstractmethod
-    def compute_optimal(self, flops: float) -> Allocation:
+    def compute_optimal(self, flops: Any) -> Allocation:
         """The law's compute-optimal (N, D) for a budget C = 6ND."""
 
     @abstractmethod
@@ -105,33 +132,100 @@ class Law(ABC):
 
 @dataclass(frozen=True)
 class ChinchillaLaw(Law):
-    """L = E + A/N^α + B/D^β (Hoffmann et al. 2022, eq. 2)."""
+    """L = E + A/N^α + B/D^β (Hoffmann et al. 2022, eq. 2) and its compute-optimal allocation (eq. 4).
 
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-    name: str = "chinchilla"
-    description: str = "L = E + A/N^alpha + B/D^beta"
-    n_count: str = "total"
-    corpus: str = "unknown corpus"
+    The five parameters are floats (one law) or broadcastable arrays (one law per bootstrap draw; see
+    the module docstring). Every method is elementwise, so a draw that overflows gives ``inf`` or
+    ``nan`` in its own entry only, silently: the percentile intervals drop such draws.
+    ``tokens_for_loss``, ``min_params_for_loss`` and ``optimal_flops_for_loss`` (used by the planner)
+    are for one law.
+    """
 
-    def __post_init__(self) -> None:
-        values = {"E": self.E, "A": self.A, "B": self.B, "alpha": self.alpha, "beta": self.beta}
+    E: Value
+    A: Value
+    B: Value
+    alpha: Value
+    beta: Value
+    name: str = field(default="chinchilla", kw_only=True)
+    description: str = field(default="L = E + A/N^alpha + B/D^beta", kw_only=True)
+    n_count: str = field(default="total", kw_only=True)
+    corpus: str = field(default="unknown corpus", kw_only=True)
+
+    @classmethod
+    def from_rows(cls, rows: Any, **labels: str) -> ChinchillaLaw:
+        """The law(s) of rows (..., 5) ordered as :data:`CHINCHILLA_PARAMS`: (K, 5) bootstrap samples give
+        parameters of shape (K,); ``samples[:, None, :]`` gives (K, 1), to evaluate on a grid of budgets."""
+        columns = np.moveaxis(np.asarray(rows, dtype=float), -1, 0)
+        if columns.shape[0] != len(CHINCHILLA_PARAMS):
+            raise ScalingError(
+                f"Chinchilla law rows must have {len(CHINCHILLA_PARAMS)} columns, got {columns.shape[0]}"
+            )
+        return cls(*columns, **labels)
+
+    def rows(self) -> np.ndarray:
+        """The parameters as rows (..., 5) ordered as :data:`CHINCHILLA_PARAMS` (the inverse of ``from_rows``)."""
+        return np.stack(np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in self._params())), axis=-1)
+
+    def checked(self) -> ChinchillaLaw:
+        """This law, or a one-line ScalingError naming the first parameter that is not finite, or not
+        positive where the form needs it (A, B, α, β). For laws read from user files; a fit may
+        legitimately stop with an exponent on its bound 0, so construction itself does not check."""
+        values = dict(zip(CHINCHILLA_PARAMS, self._params(), strict=True))
         for key, value in values.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            if not np.all(np.isfinite(value)):
                 raise ScalingError(f"law {self.name}: {key} must be a finite number, got {value!r}")
         for key in ("A", "B", "alpha", "beta"):
-            if values[key] <= 0:
+            if not np.all(np.asarray(values[key]) > 0):
                 raise ScalingError(f"law {self.name}: {key} must be positive, got {values[key]}")
+        return self
 
-    def loss(self, n: Any, d: Any) -> Any:
-        return self.E + self.A / np.power(n, self.alpha) + self.B / np.power(d, self.beta)
+    def _params(self) -> tuple[Value, Value, Value, Value, Value]:
+        return self.E, self.A, self.B, self.alpha, self.beta
 
-    def compute_optimal(self, flops: float) -> Allocation:
-        n, d = optimal_allocation(np.array([[self.E, self.A, self.B, self.alpha, self.beta]]), flops)
-        return Allocation(float(n[0]), float(d[0]), float(self.loss(n[0], d[0])))
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.asarray(v, dtype=float) for v in self._params())
+
+    @property
+    def a(self) -> Value:
+        """Exponent of N_opt(C): β / (α + β)."""
+        _, _, _, alpha, beta = self._arrays()
+        with np.errstate(all="ignore"):
+            return _plain(beta / (alpha + beta))
+
+    @property
+    def b(self) -> Value:
+        """Exponent of D_opt(C): α / (α + β)."""
+        _, _, _, alpha, beta = self._arrays()
+        with np.errstate(all="ignore"):
+            return _plain(alpha / (alpha + beta))
+
+    @property
+    def G(self) -> Value:  # noqa: N802 - Hoffmann's symbol
+        """G = (α A / (β B))^(1 / (α + β))."""
+        _, a_coef, b_coef, alpha, beta = self._arrays()
+        with np.errstate(all="ignore"):
+            return _plain(np.power(alpha * a_coef / (beta * b_coef), 1.0 / (alpha + beta)))
+
+    def loss(self, n: Any, d: Any) -> Value:
+        """E + A/N^α + B/D^β, elementwise (broadcast over draws, N and D)."""
+        e, a_coef, b_coef, alpha, beta = self._arrays()
+        n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+        with np.errstate(all="ignore"):
+            return _plain(e + a_coef / np.power(n, alpha) + b_coef / np.power(d, beta))
+
+    def n_opt(self, flops: Any) -> Value:
+        """Compute-optimal parameters under C = 6ND: N_opt = G (C/6)^a."""
+        with np.errstate(all="ignore"):
+            return _plain(self.G * np.power(np.asarray(flops, dtype=float) / 6.0, self.a))
+
+    def d_opt(self, flops: Any) -> Value:
+        """Compute-optimal tokens under C = 6ND: D_opt = G^-1 (C/6)^b."""
+        with np.errstate(all="ignore"):
+            return _plain(np.power(np.asarray(flops, dtype=float) / 6.0, self.b) / self.G)
+
+    def compute_optimal(self, flops: Any) -> Allocation:
+        n, d = self.n_opt(flops), self.d_opt(flops)
+        return Allocation(n, d, self.loss(n, d))
 
     def tokens_for_loss(self, n: float, loss: float) -> float:
         rem = loss - self.E - self.A / n**self.alpha
@@ -148,14 +242,6 @@ class ChinchillaLaw(Law):
             return math.inf
         k = self.compute_optimal(6.0).loss - self.E  # value at C/6 = 1
         return 6.0 * (gap / k) ** (-(self.alpha + self.beta) / (self.alpha * self.beta))
-
-
-def optimal_allocation(params: np.ndarray, flops: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hoffmann et al. 2022 eq. (4) for rows (E, A, B, α, β): arrays N_opt, D_opt at C = 6ND."""
-    _, a_coef, b_coef, alpha, beta = (params[:, i] for i in range(5))
-    g = (alpha * a_coef / (beta * b_coef)) ** (1.0 / (alpha + beta))
-    c6 = flops / 6.0
-    return g * c6 ** (beta / (alpha + beta)), c6 ** (alpha / (alpha + beta)) / g
 
 
 @dataclass(frozen=True)
@@ -179,10 +265,10 @@ class KaplanLaw(Law):
             np.power(self.n_c / np.asarray(n, float), self.alpha_n / self.alpha_d) + self.d_c / d, self.alpha_d
         )
 
-    def compute_optimal(self, flops: float) -> Allocation:
+    def compute_optimal(self, flops: Any) -> Allocation:
         n = self.n_opt_coeff * (flops / PF_DAY) ** self.n_opt_exponent
         d = flops / (6.0 * n)
-        return Allocation(n, d, float(self.loss(n, d)))
+        return Allocation(n, d, _plain(self.loss(n, d)))
 
     def tokens_for_loss(self, n: float, loss: float) -> float:
         rem = loss ** (1.0 / self.alpha_d) - (self.n_c / n) ** (self.alpha_n / self.alpha_d)
@@ -192,27 +278,19 @@ class KaplanLaw(Law):
         return self.n_c / loss ** (1.0 / self.alpha_n)
 
 
+#: Hoffmann et al. 2022, Approach 3, eq. (2), unrounded (N: all parameters; loss on MassiveText).
 HOFFMANN2022 = ChinchillaLaw(
-    E=math.exp(0.5267228),
-    A=math.exp(6.0073404),
-    B=math.exp(6.0179186),
-    alpha=0.33917084,
-    beta=0.2849083,
+    *(math.exp(0.5267228), math.exp(6.0073404), math.exp(6.0179186), 0.33917084, 0.2849083),
     name="hoffmann2022",
     description="Hoffmann et al. 2022 (Chinchilla) Approach 3: L = E + A/N^alpha + B/D^beta",
-    n_count="total",
-    corpus="MassiveText, SentencePiece 32k",
+    corpus=MASSIVETEXT,
 )
+#: Besiroglu et al. 2024's refit of the same form to Hoffmann's Fig. 4 data (same N and corpus).
 BESIROGLU2024 = ChinchillaLaw(
-    E=1.8172,
-    A=482.01,
-    B=2085.43,
-    alpha=0.3478,
-    beta=0.3658,
+    *(1.8172, 482.01, 2085.43, 0.3478, 0.3658),
     name="besiroglu2024",
     description="Besiroglu et al. 2024 (Epoch AI) replication of Chinchilla Approach 3",
-    n_count="total",
-    corpus="MassiveText, SentencePiece 32k",
+    corpus=MASSIVETEXT,
 )
 KAPLAN2020 = KaplanLaw()
 
@@ -262,93 +340,3 @@ def inference_optimal(law: Law, reference: Allocation, inference_tokens: float) 
     n = math.exp(best)
     d = law.tokens_for_loss(n, target)
     return Allocation(n, d, float(law.loss(n, d)))
-
-
-# ----------------------------------------------------------------------------- fitted laws
-
-
-@dataclass(frozen=True)
-class FittedLaw:
-    """A Chinchilla-form law read from ``scaling fit --json``, with its bootstrap samples (rows E, A, B, α, β)."""
-
-    law: ChinchillaLaw
-    samples: np.ndarray | None  # shape (k, 5), finite rows only
-    dropped_samples: int
-    path: Path
-
-    def allocation_ci(self, flops: float) -> dict[str, tuple[float, float]] | None:
-        """95% percentile intervals of N_opt, D_opt, tokens/param and loss at ``flops`` over the samples."""
-        if self.samples is None or len(self.samples) < 2:
-            return None
-        # Extreme replicates overflow to inf; they are dropped below.
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            n, d = optimal_allocation(self.samples, flops)
-            e, a, b, alpha, beta = (self.samples[:, i] for i in range(5))
-            loss = e + a / n**alpha + b / d**beta
-            ratio = d / n
-        out = {}
-        for key, values in (("n", n), ("d", d), ("tokens_per_param", ratio), ("loss", loss)):
-            finite = values[np.isfinite(values)]
-            if len(finite) < 2:
-                return None
-            out[key] = (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5)))
-        return out
-
-
-def _samples_array(raw: Any, path: Path) -> tuple[np.ndarray | None, int]:
-    """Accept rows [E, A, B, alpha, beta], rows as dicts, or a dict of columns."""
-    if raw is None:
-        return None, 0
-    try:
-        if isinstance(raw, dict):
-            arr = np.column_stack([np.asarray(raw[k], dtype=float) for k in LAW_PARAMS])
-        elif isinstance(raw, list) and raw and isinstance(raw[0], dict):
-            arr = np.array([[row[k] for k in LAW_PARAMS] for row in raw], dtype=float)
-        else:
-            arr = np.asarray(raw, dtype=float)
-    except (KeyError, TypeError, ValueError):
-        raise ScalingError(f"{path}: approach3.samples must be rows of (E, A, B, alpha, beta)") from None
-    if arr.size == 0:
-        return None, 0
-    if arr.ndim != 2 or arr.shape[1] != len(LAW_PARAMS):
-        raise ScalingError(f"{path}: approach3.samples must be rows of (E, A, B, alpha, beta), got shape {arr.shape}")
-    ok = np.isfinite(arr).all(axis=1) & (arr[:, 1:] > 0).all(axis=1)
-    return arr[ok], int((~ok).sum())
-
-
-def load_fit(path: str | Path) -> FittedLaw:
-    """Read the ``approach3`` object of a ``scaling fit --json`` file as a law.
-
-    Keys read: ``approach3.{E, A, B, alpha, beta}`` and, when present,
-    ``approach3.samples`` (bootstrap rows E, A, B, alpha, beta) and the parameter
-    count the fit used, ``params`` at top level or in ``approach3`` (default ``with_head``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ScalingError(f"fit file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ScalingError(f"{path} is not valid JSON ({err.__class__.__name__}: {err})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("approach3"), dict):
-        raise ScalingError(f"{path} has no 'approach3' object; run `scaling fit --json` with Approach 3")
-    fit = data["approach3"]
-    missing = [k for k in LAW_PARAMS if k not in fit]
-    if missing:
-        raise ScalingError(f"{path}: approach3 lacks {', '.join(missing)}")
-    try:
-        values = {k: float(fit[k]) for k in LAW_PARAMS}
-    except (TypeError, ValueError):
-        raise ScalingError(f"{path}: approach3.{{E, A, B, alpha, beta}} must be numbers") from None
-    count = fit.get("params", data.get("params", "with_head"))
-    if count not in ("non_embedding", "with_head", "total"):
-        count = "with_head"
-    law = ChinchillaLaw(
-        **values,
-        name=f"fit:{path.name}",
-        description=f"Approach 3 fit from {path}",
-        n_count=str(count),
-        corpus="the fitted runs' validation data",
-    )
-    samples, dropped = _samples_array(fit.get("samples"), path)
-    return FittedLaw(law=law, samples=samples, dropped_samples=dropped, path=path)

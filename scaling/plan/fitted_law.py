@@ -1,0 +1,102 @@
+"""A Chinchilla law fitted by ``scaling fit --json``, read back for ``scaling plan --fit`` and ``scaling compare``.
+
+The law itself (its loss, compute-optimal allocation and exponents) is :class:`scaling.laws.ChinchillaLaw`;
+this module only reads the fit file and its bootstrap rows, and gives the planner percentile intervals by
+evaluating the law on every row at once (the same code path as the point estimate).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.errors import ScalingError
+from scaling.intervals import percentile_ci
+from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
+
+
+@dataclass(frozen=True)
+class FittedLaw:
+    """A Chinchilla-form law read from ``scaling fit --json``, with its bootstrap samples (rows E, A, B, α, β)."""
+
+    law: ChinchillaLaw
+    samples: np.ndarray | None  # shape (k, 5), finite rows only
+    dropped_samples: int
+    path: Path
+
+    def allocation_ci(self, flops: float) -> dict[str, tuple[float, float]] | None:
+        """95% percentile intervals of N_opt, D_opt, tokens/param and loss at ``flops`` over the samples."""
+        if self.samples is None or len(self.samples) < 2:
+            return None
+        draws = ChinchillaLaw.from_rows(self.samples).compute_optimal(flops)
+        # Extreme replicates overflow to inf; the intervals leave them out.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            ratio = draws.tokens_per_param
+        out = {
+            key: percentile_ci(values)
+            for key, values in (("n", draws.n), ("d", draws.d), ("tokens_per_param", ratio), ("loss", draws.loss))
+        }
+        return None if any(np.isnan(lo) for lo, _ in out.values()) else out
+
+
+def _samples_array(raw: Any, path: Path) -> tuple[np.ndarray | None, int]:
+    """Accept rows [E, A, B, alpha, beta], rows as dicts, or a dict of columns."""
+    if raw is None:
+        return None, 0
+    try:
+        if isinstance(raw, dict):
+            arr = np.column_stack([np.asarray(raw[k], dtype=float) for k in CHINCHILLA_PARAMS])
+        elif isinstance(raw, list) and raw and isinstance(raw[0], dict):
+            arr = np.array([[row[k] for k in CHINCHILLA_PARAMS] for row in raw], dtype=float)
+        else:
+            arr = np.asarray(raw, dtype=float)
+    except (KeyError, TypeError, ValueError):
+        raise ScalingError(f"{path}: approach3.samples must be rows of (E, A, B, alpha, beta)") from None
+    if arr.size == 0:
+        return None, 0
+    if arr.ndim != 2 or arr.shape[1] != len(CHINCHILLA_PARAMS):
+        raise ScalingError(f"{path}: approach3.samples must be rows of (E, A, B, alpha, beta), got shape {arr.shape}")
+    ok = np.isfinite(arr).all(axis=1) & (arr[:, 1:] > 0).all(axis=1)
+    return arr[ok], int((~ok).sum())
+
+
+def load_fit(path: str | Path) -> FittedLaw:
+    """Read the ``approach3`` object of a ``scaling fit --json`` file as a law.
+
+    Keys read: ``approach3.{E, A, B, alpha, beta}`` and, when present,
+    ``approach3.samples`` (bootstrap rows E, A, B, alpha, beta) and the parameter
+    count the fit used, ``params`` at top level or in ``approach3`` (default ``with_head``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScalingError(f"fit file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ScalingError(f"{path} is not valid JSON ({err.__class__.__name__}: {err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("approach3"), dict):
+        raise ScalingError(f"{path} has no 'approach3' object; run `scaling fit --json` with Approach 3")
+    fit = data["approach3"]
+    missing = [k for k in CHINCHILLA_PARAMS if k not in fit]
+    if missing:
+        raise ScalingError(f"{path}: approach3 lacks {', '.join(missing)}")
+    try:
+        values = {k: float(fit[k]) for k in CHINCHILLA_PARAMS}
+    except (TypeError, ValueError):
+        raise ScalingError(f"{path}: approach3.{{E, A, B, alpha, beta}} must be numbers") from None
+    count = fit.get("params", data.get("params", "with_head"))
+    if count not in ("non_embedding", "with_head", "total"):
+        count = "with_head"
+    law = ChinchillaLaw(
+        **values,
+        name=f"fit:{path.name}",
+        description=f"Approach 3 fit from {path}",
+        n_count=str(count),
+        corpus="the fitted runs' validation data",
+    ).checked()
+    samples, dropped = _samples_array(fit.get("samples"), path)
+    return FittedLaw(law=law, samples=samples, dropped_samples=dropped, path=path)
