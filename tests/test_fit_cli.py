@@ -191,3 +191,30 @@ def test_holdout_without_larger_runs_is_an_error(tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit):
         run_cli([tmp_path, "--holdout-above", 1e30])
     assert "no run at or above it" in capsys.readouterr().err
+
+
+def test_holdout_largest_budget_fits_the_smaller_budgets_and_predicts_the_largest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n_runs = write_records(tmp_path / "results")
+    out = tmp_path / "fit.json"
+    assert run_cli([tmp_path / "results", "--holdout-largest-budget", "--json", out]) == 0
+    text = capsys.readouterr().out
+    assert "Hold-out: fitted on 18 run(s)" in text and "best run" in text
+    held = json.loads(out.read_text())["holdout"]
+    assert held["n_train"] == n_runs - 6 and held["n_heldout"] == 6
+    assert all(r["C"] == pytest.approx(3e16 * 1.1, rel=0.01) for r in held["runs"])  # exact = 1.1 x 6ND
+    best = min(held["runs"], key=lambda r: r["loss"])
+    assert held["approach3"]["best_run_rel_error"] == pytest.approx(best["approach3_rel_error"])
+    assert abs(held["approach3"]["best_run_rel_error"]) < 0.01  # a 0.3%-noise law extrapolates one budget
+
+
+def test_holdout_largest_budget_needs_two_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_records(tmp_path / "results")
+    for budget in ("1e+15", "3e+15", "1e+16"):  # leave the 3e16 budget alone
+        for path in (tmp_path / "results" / "synthetic" / "runs").glob(f"b{budget}-*.json"):
+            path.unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([tmp_path / "results", "--holdout-largest-budget"])
+    assert exit_info.value.code == 2
+    assert "needs at least 2 isoFLOP budgets" in capsys.readouterr().err

@@ -8,6 +8,7 @@ panel, so the W&B UI shows it in place.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ def log_explorer(
     path = Path(html_path)
     own = run is None
     if own:
-        run = wandb.init(project=project, group=group, job_type="explore", reinit=True)
+        # dir passed every time: wandb reads $WANDB_DIR only once per process (as scaling.tracking does).
+        wandb_dir = os.environ.get("WANDB_DIR") or None
+        run = wandb.init(project=project, group=group, job_type="explore", dir=wandb_dir, reinit="finish_previous")
     try:
         artifact = wandb.Artifact(name, type=ARTIFACT_TYPE, description="scaling explore: self-contained HTML page")
         artifact.add_file(str(path), name=path.name)

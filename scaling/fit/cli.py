@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fit on runs with C below this, report the error predicting each larger run",
     )
     parser.add_argument(
+        "--holdout-largest-budget",
+        action="store_true",
+        help="fit on every isoFLOP budget but the largest, report the error predicting each run of the largest",
+    )
+    parser.add_argument(
         "--at-flops",
         metavar="C",
         type=_positive_float,
@@ -119,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
     require_fittable(points, APPROACH3_PARAMS, "Approach 3 (L = E + A/N^alpha + B/D^beta)")
     if not 0 < args.curve_fraction < 1:
         raise ScalingError(f"--curve-fraction must be in (0, 1), got {args.curve_fraction}")
+    if args.holdout_largest_budget:
+        from scaling.fit.holdout import largest_budget_threshold
+
+        if args.holdout_above:
+            raise ScalingError("--holdout-above and --holdout-largest-budget exclude each other")
+        args.holdout_above = largest_budget_threshold(points, args.budget_tolerance)
     if args.holdout_above:
         from scaling.fit.holdout import split_by_compute
 

@@ -69,11 +69,19 @@ class HoldoutReport:
         errs = errs[np.isfinite(errs)]
         if errs.size == 0:
             return {}
-        return {
+        out = {
             "mean_abs_rel_error": float(np.mean(np.abs(errs))),
             "max_abs_rel_error": float(np.max(np.abs(errs))),
             "mean_rel_error": float(np.mean(errs)),
         }
+        best = self.best_run()
+        if best is not None and math.isfinite(getattr(best, f"err_{key}")):
+            out["best_run_rel_error"] = float(getattr(best, f"err_{key}"))
+        return out
+
+    def best_run(self) -> HoldoutRow | None:
+        """The held-out run with the lowest observed loss: the compute-optimal run a user would train."""
+        return min(self.rows, key=lambda r: r.actual) if self.rows else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +93,28 @@ class HoldoutReport:
             "runs": [r.as_dict() for r in self.rows],
             "warnings": list(self.warnings),
         }
+
+
+def largest_budget_threshold(points: FitPoints, rel_tol: float = 0.05) -> float:
+    """The ``--holdout-above`` threshold that holds out exactly the largest isoFLOP budget.
+
+    Budgets are grouped as Approach 2 groups them (the runs' budget tags, else C within ``rel_tol``);
+    the threshold is the smallest C among the largest budget's runs, so every smaller budget trains
+    the law and every run of the largest one tests it.
+    """
+    from scaling.fit.approach2 import group_budgets
+
+    labels, values, how = group_budgets(points, rel_tol)
+    if values.size < 2:
+        raise ScalingError(f"--holdout-largest-budget needs at least 2 isoFLOP budgets, found {values.size} ({how})")
+    top = labels == int(np.argmax(values))
+    threshold = float(points.c[top].min())
+    if (points.c[~top] >= threshold).any():
+        raise ScalingError(
+            f"--holdout-largest-budget: a smaller budget has a run at C >= {threshold:.4g}, the largest budget's "
+            "smallest C; use --holdout-above C"
+        )
+    return threshold
 
 
 def split_by_compute(points: FitPoints, threshold: float) -> tuple[FitPoints, FitPoints]:

@@ -326,6 +326,10 @@ def _holdout(res: FitResults, plt: Any, name: str) -> Any:
         ax.plot(actual, pk, "s", color="0.3", mfc="none", label="Kaplan joint")
     lo, hi = actual.min() * 0.97, actual.max() * 1.03
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.fill_between([lo, hi], [lo * 0.99, hi * 0.99], [lo * 1.01, hi * 1.01], color="0.85", zorder=0, label="±1%")
+    best = h.best_run()
+    if best is not None:
+        ax.plot([best.actual], [best.pred_approach3], "*", ms=13, color="C3", mec="k", label="best held-out run")
     ax.set_xlabel("observed loss (held-out runs)")
     ax.set_ylabel("predicted loss")
     ax.set_title(f"Hold-out: fit on C < {h.threshold:.3g}")

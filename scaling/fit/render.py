@@ -280,9 +280,10 @@ def _holdout(res: FitResults) -> list[str]:
     for key, label in (("approach3", "Approach 3"), ("kaplan", "Kaplan joint")):
         s = h.summary(key)
         if s:
+            best = f", best run {fmt_pct(s['best_run_rel_error'])}" if "best_run_rel_error" in s else ""
             lines.append(
                 f"  {label}: mean |error| {100 * s['mean_abs_rel_error']:.3f}%, "
-                f"max |error| {100 * s['max_abs_rel_error']:.3f}%"
+                f"max |error| {100 * s['max_abs_rel_error']:.3f}%{best}"
             )
     lines.append("")
     return lines
