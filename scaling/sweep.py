@@ -10,22 +10,29 @@ A Hydra callback (registered in ``scaling/configs/train.yaml``):
   nothing: ``scaling-train -m +experiment=demo train.dry_run=true``. The runs
   are resolved by the same :func:`scaling.train.spec.resolve_spec` as training,
   so the table is what the sweep would train;
-* at each job it prints ``[sweep] run k/n`` with the elapsed time and an ETA
-  from the mean duration of the runs that actually trained (skipped runs are
-  near-instant and would make the ETA lie).
+* it builds the embedded corpus's token cache once, in the head process, so packed
+  workers do not each train the same tokenizer;
+* at each job it prints ``[sweep] run k/n`` with the elapsed time and an ETA from
+  the exact FLOPs trained so far against those left (skipped runs leave the total:
+  they cost nothing). Jobs record their end in a file in the sweep folder, so the
+  ETA holds when the packed or SLURM launcher runs jobs in other processes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from scaling.errors import USER_ERROR_EXIT, ScalingError
+from scaling.progress import format_seconds
 
 if TYPE_CHECKING:
     from scaling.train.spec import RunSpec
@@ -158,20 +165,45 @@ class _readonly_off:
         return None
 
 
-def _fmt(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+def job_work(spec: RunSpec) -> float:
+    """A job's training work in exact FLOPs: its main run plus the cooldown of each WSD branch.
+
+    The sweep's ETA weighs jobs by this, not by count: a 600k-parameter run costs many times
+    a 15k one, and a stable WSD run pays extra only for its branches' cooldowns.
+    """
+    s = spec.schedule
+    branch_steps = sum(s.cooldown_frac * h.steps for h in spec.horizons[:-1]) if len(spec.horizons) > 1 else 0.0
+    return (spec.steps + branch_steps) * spec.tokens_per_step * spec.flops_per_token.exact
+
+
+#: Written in the sweep folder by the head process and appended to by every job (any process,
+#: any node sharing the folder): the packed and SLURM launchers run jobs in other processes, so
+#: the ETA cannot live in one process's memory.
+PROGRESS_FILE = ".sweep_progress.jsonl"
+
+
+def warm_corpora(jobs: list[ResolvedJob]) -> None:
+    """Build each distinct embedded-corpus token cache once, in the head process, before jobs start.
+
+    Otherwise packed workers would each train the same tokenizer at once. Hugging Face corpora are
+    left to ``scaling prepare`` (they can be far larger than what a head process should tokenize).
+    """
+    from scaling.data.corpus import load_corpus
+
+    seen: set[str] = set()
+    for job in jobs:
+        data, cache = job.config["data"], (job.config.get("paths") or {}).get("cache")
+        key = json.dumps([data, cache], sort_keys=True, default=str)
+        if data["kind"] == "pysource" and key not in seen:
+            seen.add(key)
+            load_corpus(data, cache)
 
 
 class SweepProgress(Callback):
-    """Validate the grid up front and print ``run k/n`` with an ETA as the sweep runs."""
+    """Validate the grid up front, prepare the corpus once, and print ``run k/n`` with an ETA as the sweep runs."""
 
     def __init__(self) -> None:
         self.total: int | None = None
-        self.started = time.time()
-        self.job_started = 0.0
-        self.trained: list[float] = []
-        self.done = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -184,27 +216,61 @@ class SweepProgress(Callback):
             print(dry_run_table(resolved), flush=True)
             sys.exit(0)  # before the launcher starts: no job runs, no sweep folder is made
         self.total = len(jobs)
-        self.started = time.time()
-        print(f"[sweep] {self.total} runs", file=sys.stderr, flush=True)
+        try:
+            warm_corpora(resolved)
+        except ScalingError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(USER_ERROR_EXIT)
+        work = [job_work(job.spec) for job in resolved]
+        folder = Path(str(config.hydra.sweep.dir))
+        folder.mkdir(parents=True, exist_ok=True)
+        plan = {"kind": "plan", "started": time.time(), "runs": len(jobs), "work": work}
+        (folder / PROGRESS_FILE).write_text(json.dumps(plan) + "\n")
+        print(f"[sweep] {self.total} runs, {sum(work):.3g} FLOPs to train", file=sys.stderr, flush=True)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
 
         try:
-            num = int(HydraConfig.get().job.num)
+            hydra_cfg = HydraConfig.get()
+            num = int(hydra_cfg.job.num)
         except Exception:  # a single run (not -m) has no job number: nothing to report
             return
-        self.job_started = time.time()
-        of = f"/{self.total}" if self.total else ""
-        line = f"[sweep] run {num + 1}{of} · elapsed {_fmt(time.time() - self.started)}"
-        if self.total and self.trained:
-            remaining = self.total - self.done
-            line += f" · ETA {_fmt(remaining * sum(self.trained) / len(self.trained))}"
-        print(line, file=sys.stderr, flush=True)
+        print(sweep_line(Path(hydra_cfg.sweep.dir) / PROGRESS_FILE, num), file=sys.stderr, flush=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        self.done += 1
-        took = time.time() - self.job_started
+        from hydra.core.hydra_config import HydraConfig
+
+        try:
+            hydra_cfg = HydraConfig.get()
+            num = int(hydra_cfg.job.num)
+        except Exception:
+            return
         status = getattr(job_return, "_return_value", None)
-        if status != "skipped":
-            self.trained.append(took)
+        line = json.dumps({"kind": "done", "num": num, "skipped": status == "skipped"}) + "\n"
+        # Progress is a courtesy: never fail a run over it. One short O_APPEND write, so lines from
+        # concurrent jobs do not interleave.
+        with contextlib.suppress(OSError), open(Path(hydra_cfg.sweep.dir) / PROGRESS_FILE, "a") as fh:
+            fh.write(line)
+
+
+def sweep_line(progress_file: Path, num: int) -> str:
+    """``[sweep] run k/n · elapsed · ETA`` from the shared progress file (no ETA until a run has trained).
+
+    ETA = elapsed × (work left) / (work done), in exact FLOPs; skipped runs leave the total, since
+    they cost nothing, and runs still training count as not done.
+    """
+    try:
+        entries = [json.loads(line) for line in progress_file.read_text().splitlines() if line.strip()]
+        plan = next(e for e in entries if e["kind"] == "plan")
+    except (OSError, ValueError, StopIteration):
+        return f"[sweep] run {num + 1}"
+    work = plan["work"]
+    elapsed = time.time() - plan["started"]
+    done = [e for e in entries if e["kind"] == "done" and 0 <= e["num"] < len(work)]
+    trained = sum(work[e["num"]] for e in done if not e["skipped"])
+    left = sum(work) - sum(work[e["num"]] for e in done)
+    line = f"[sweep] run {num + 1}/{plan['runs']} · elapsed {format_seconds(elapsed)}"
+    if trained > 0:
+        line += f" · ETA {format_seconds(elapsed * left / trained)}"
+    return line

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,21 @@ def test_packed_launcher_trains_runs_side_by_side_and_skips_them_after(tmp_path:
     assert [r["throughput"]["cpu_threads"] for r in records] == [threads, threads]
     again = _multirun(tmp_path, *packed)
     assert again.returncode == 0 and (again.stdout + again.stderr).count("(skipped)") == 2
+
+
+def test_sweep_eta_weighs_runs_by_flops_and_drops_skipped_ones(tmp_path: Path) -> None:
+    from scaling.sweep import PROGRESS_FILE, sweep_line
+
+    progress = tmp_path / PROGRESS_FILE
+    started = time.time() - 100.0
+    plan = {"kind": "plan", "started": started, "runs": 4, "work": [1.0, 3.0, 2.0, 4.0]}
+    progress.write_text(json.dumps(plan) + "\n")
+    assert sweep_line(progress, 0).startswith("[sweep] run 1/4 · elapsed 0:01:40") and "ETA" not in sweep_line(
+        progress, 0
+    )
+    with open(progress, "a") as fh:  # run 0 trained (1 unit), run 3 was already finished (skipped)
+        fh.write(json.dumps({"kind": "done", "num": 0, "skipped": False}) + "\n")
+        fh.write(json.dumps({"kind": "done", "num": 3, "skipped": True}) + "\n")
+    # 100 s for 1 unit of work, 5 units left (runs 1 and 2): ETA 500 s.
+    assert sweep_line(progress, 2).endswith("· ETA 0:08:20")
+    assert sweep_line(tmp_path / "missing", 2) == "[sweep] run 3"

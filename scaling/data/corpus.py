@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from scaling.data.pysource import load_pysource_corpus
 from scaling.data.split import is_validation_doc
 from scaling.data.tokens import TokenStream, open_tokens, read_json, token_dtype, write_tokens
 from scaling.errors import ScalingError
+from scaling.progress import PhaseProgress
 from scaling.records import atomic_write_json
 
 
@@ -71,7 +72,9 @@ def _tokenizer_for_pysource(data: Mapping[str, Any], corpus, cache_dir: Path, va
     train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, val_fraction)]
     stride = max(1, corpus.n_bytes // max(budget, 1))
     sample = train_docs[::stride] if stride > 1 else train_docs
+    progress = PhaseProgress(f"[prepare] training a {vocab}-token BPE on {corpus.name} (once, cached)", 1)
     tok_mod.train_bpe(corpus.texts(sample), vocab, path)
+    progress.close()
     return tok_mod.load_hf_tokenizer(str(path)), spec
 
 
@@ -95,6 +98,13 @@ def _encode_documents(tokenizer, texts, eos: int, batch: int = 64):
             yield [*ids, eos]
 
 
+def _counted(texts: Iterator[str], progress: PhaseProgress) -> Iterator[str]:
+    """Pass ``texts`` through, advancing ``progress`` by each text's length (bytes, near enough)."""
+    for text in texts:
+        yield text
+        progress.advance(len(text))
+
+
 def load_pysource(data: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
     """Tokenize (once, cached) the Python-source corpus and open its memmaps."""
     roots = tuple(data.get("roots") or ("stdlib",)) + tuple(data.get("extra_roots") or ())
@@ -114,10 +124,16 @@ def load_pysource(data: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
         if not val_docs or not train_docs:
             raise ScalingError(f"corpus {corpus.name} is too small to split with data.val_fraction={val_fraction}")
         counts = {}
+        progress = PhaseProgress(
+            f"[prepare] tokenizing {corpus.name} ({corpus.n_bytes / 1e6:.1f} MB, once, cached)", corpus.n_bytes
+        )
         for split, docs in (("train", train_docs), ("val", val_docs)):
             counts[split] = write_tokens(
-                folder / f"{split}.bin", _encode_documents(tokenizer, corpus.texts(docs), eos), dtype
+                folder / f"{split}.bin",
+                _encode_documents(tokenizer, _counted(corpus.texts(docs), progress), eos),
+                dtype,
             )
+        progress.close()
         meta = {
             "fingerprint": corpus.fingerprint,
             "dtype": dtype.name,

@@ -26,6 +26,7 @@ from scaling.fit.points import FitPoints, bootstrap_runs, load_points, require_f
 from scaling.fit.render import render
 from scaling.fit.results import FitResults
 from scaling.intervals import percentile_ci
+from scaling.progress import PhaseProgress
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, atomic_write_json
 
 HELP = "Fit Kaplan and Chinchilla (Approaches 1-3) scaling laws to run records or a CSV."
@@ -236,7 +237,9 @@ def _bootstrap_laws(res: FitResults, k: int, seed: int) -> None:
                 q.update({f"a2.{name}": v for name, v in fit2.quantities(at).items()})
         return q
 
-    samples, failed = bootstrap_runs(res.points, one, n_boot, seed)
+    progress = PhaseProgress(f"bootstrap of Kaplan and Approaches 1-2 ({n_boot} resamples)", n_boot)
+    samples, failed = bootstrap_runs(res.points, one, n_boot, seed, progress=progress)
+    progress.close()
     if failed:
         res.note("bootstrap", f"{failed} of {n_boot} resamples could not be refitted")
     keys = sorted({key for key in samples})

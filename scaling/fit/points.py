@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.progress import PhaseProgress
 from scaling.records import (
     FLOP_CONVENTIONS,
     PARAM_COUNTS,
@@ -520,6 +521,7 @@ def bootstrap_runs(
     fit: Callable[[FitPoints], dict[str, float]],
     n_boot: int,
     seed: int = 0,
+    progress: PhaseProgress | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Refit ``fit`` on ``n_boot`` replicates that resample whole runs; failed replicates are counted, not kept.
 
@@ -534,5 +536,7 @@ def bootstrap_runs(
             rows.append(fit(points.resample(rng)))
         except (ScalingError, ValueError, FloatingPointError, np.linalg.LinAlgError):
             failed += 1
+        if progress is not None:
+            progress.advance()
     keys: Sequence[str] = list(rows[0]) if rows else []
     return {k: np.array([r.get(k, math.nan) for r in rows], dtype=float) for k in keys}, failed
