@@ -1,34 +1,55 @@
 #!/usr/bin/env bash
-# The main job: the CPU-sized isoFLOP demo sweep on the embedded Python-source corpus,
-# then every fit (Kaplan, Chinchilla Approaches 1-3 with bootstrap CIs) and the figures.
-# Extra arguments go to scaling-train (e.g. logging.wandb=false).
+# The main job: the CPU-sized isoFLOP sweep on the embedded Python-source corpus, trained from
+# scratch, then every fit (Kaplan, Chinchilla Approaches 1-3 with bootstrap CIs, the held-out check
+# on the largest budget, learning curves), the plan, the figures and the explorer page, and last a
+# comparison of this run's law with the committed reference run.
+#
+#   bash scripts/run_demo.sh                      # -> results/demo/ (not tracked by git)
+#   DEMO_OUT=/tmp/demo bash scripts/run_demo.sh   # anywhere else
+#   bash scripts/run_demo.sh logging.wandb=false  # extra arguments go to scaling-train
+#
+# results/demo_reference/ holds the committed reference run (made by this script with
+# DEMO_OUT=results/demo_reference, see its COMMAND.txt); this script never writes there unless told to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=results/demo
+out=${DEMO_OUT:-results/demo}
+reference=results/demo_reference
+root=$(dirname "$out")
+name=$(basename "$out")
+mkdir -p "$out"
 start=$(date +%s)
-# Packed: one single-thread run per core at a time (hydra/launcher=packed), which on the 2-core
-# machine trains the sweep 1.58x faster than the plain loop on all cores (README, "Throughput").
-scaling-train -m +experiment=demo hydra/launcher=packed hydra.launcher.n_jobs="$(nproc)" "$@"
-scaling fit "$out" --bootstrap 1000 --json "$out/fit.json" --plots "$out/figures" | tee "$out/fit.txt"
-# The compute-optimal recommendation at 10x the largest budget, from the fitted law and its bootstrap.
-cstar=$(python3 -c "import json; print(json.load(open('$out/fit.json'))['at_flops'])")
+
+# 1. Sweep. Packed: one single-thread run per core (hydra/launcher=packed), 1.6x faster on 2 cores than
+# one run at a time on all of them (README, "Throughput"). The head process first builds the token cache.
+scaling-train -m +experiment=demo hydra/launcher=packed hydra.launcher.n_jobs="$(nproc)" \
+  paths.results="$root" experiment_name="$name" "$@"
+swept=$(date +%s)
+
+# 2. Fit every law with 1000 bootstrap resamples, and check the law on the largest budget, held out.
+scaling fit "$out" --bootstrap 1000 --holdout-largest-budget --json "$out/fit.json" --plots "$out/figures" \
+  | tee "$out/fit.txt"
+fitted=$(date +%s)
+
+# 3. The compute-optimal recommendation at 10x the largest budget, from the fitted law and its bootstrap.
+cstar=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['at_flops'])" "$out/fit.json")
 scaling plan --fit "$out/fit.json" --flops "$cstar" --family llama --vocab-size 512 --context 64 | tee "$out/plan.txt"
-python3 - "$out/fit.json" <<'PY' | tee "$out/recommendation.txt"
-import json, sys
-a3 = json.load(open(sys.argv[1]))["approach3"]
-ci = a3.get("ci95", {})
-def rng(k):
-    return f" [95% CI {ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""
-print(f"Recommendation at C = {a3['at_flops']:.3g} FLOPs (10x the largest demo budget): N = {a3['N_opt']:.4g} parameters"
-      f"{rng('N_opt')}, D = {a3['D_opt']:.4g} tokens, predicted loss {a3['loss_opt']:.4f}{rng('loss_opt')}")
-PY
+
+# 4. One self-contained interactive page over the runs and fits.
+scaling explore "$out" -o "$out/explorer.html"
+explored=$(date +%s)
+
+# 5. How this run's law compares with the committed reference run.
+if [[ -f "$reference/fit.json" && "$out" != "$reference" ]]; then
+  scaling compare "$reference/fit.json" "$out/fit.json" --labels "reference,this run" | tee "$out/compare_reference.txt"
+fi
 end=$(date +%s)
 {
-  echo "command: bash scripts/run_demo.sh $*"
+  echo "command: DEMO_OUT=$out bash scripts/run_demo.sh $*"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "wall_seconds: $((end - start))"
+  echo "phase_seconds: sweep (incl. token cache) $((swept - start)), fit $((fitted - swept)), plan and explorer $((explored - fitted)), compare $((end - explored))"
   echo "git_commit: $(git rev-parse HEAD 2>/dev/null || echo none)"
-  echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p')"
+  echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   python3 -c "import platform, torch, transformers; print(f'versions: python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}')"
 } > "$out/COMMAND.txt"
-echo "demo finished in $((end - start)) s; results in $out/"
+echo "main job finished in $((end - start)) s; results in $out/ (open $out/explorer.html)"

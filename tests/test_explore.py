@@ -1,4 +1,4 @@
-"""``scaling explore``: the page is built from results/demo and driven in a real headless Chromium.
+"""``scaling explore``: the page is built from results/demo_reference and driven in a real headless Chromium.
 
 The browser tests use Debian's ``chromium`` and ``chromium-driver`` through Selenium 4 (no browser
 download). Outside CI they skip when either is absent; in CI (``CI`` set) they fail instead.
@@ -22,7 +22,7 @@ from conftest import REPO_ROOT
 from scaling.cli import main
 from scaling.errors import USER_ERROR_EXIT
 
-DEMO = REPO_ROOT / "results" / "demo"
+DEMO = REPO_ROOT / "results" / "demo_reference"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PLOTS = ("plot-dim", "plot-laws", "plot-isoflop", "plot-frontier", "plot-planner", "plot-resid")
@@ -84,7 +84,7 @@ def test_missing_path_and_run_record(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """results/demo and a second, perturbed fit of the same runs (a labelled variant overlay)."""
+    """results/demo_reference and a second, perturbed fit of the same runs (a labelled variant overlay)."""
     tmp = tmp_path_factory.mktemp("explore")
     fit = copy.deepcopy(_fit())
     fit["approach3"]["alpha"] *= 0.8
@@ -97,12 +97,12 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The page of results/demo alone, as the main job writes it (the README screenshot shows this one)."""
+    """The page of results/demo_reference alone, as the main job writes it (the README screenshot shows this one)."""
     out = tmp_path_factory.mktemp("explore-demo") / "explorer.html"
     cwd = Path.cwd()
-    os.chdir(REPO_ROOT)  # the page names its input as given: results/demo, as in the README
+    os.chdir(REPO_ROOT)  # the page names its input as given: results/demo_reference, as in the README
     try:
-        assert main(["explore", "results/demo", "-o", str(out)]) == 0
+        assert main(["explore", "results/demo_reference", "-o", str(out)]) == 0
     finally:
         os.chdir(cwd)
     return out

@@ -263,7 +263,7 @@ def test_bench_demo_ladder_is_the_demo_sweep_as_trained() -> None:
         sys.path.remove(str(REPO_ROOT / "scripts"))
     from scaling.records import load_records
 
-    records = load_records(REPO_ROOT / "results" / "demo")
+    records = load_records(REPO_ROOT / "results" / "demo_reference")
     assert len(bench_train.demo_points()) == len(records) == 15
     tokens = bench_train.demo_sweep_tokens()
     assert set(tokens) == {case.name for case in bench_train.demo_ladder()}
