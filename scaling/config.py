@@ -197,7 +197,8 @@ class HFDataConfig:
     prepared_dir: str | None = MISSING  # null = <prepared_root>/<source>-<config>-<split>-<hash>
     prepared_root: str = MISSING  # where prepared corpora go
     hf_cache_dir: str | None = MISSING  # datasets cache; null = HF_DATASETS_CACHE or its default
-    builder_kwargs: dict[str, Any] | None = MISSING  # extra builder options, e.g. {sample_by: document}
+    builder_kwargs: Any = MISSING  # extra builder options, e.g. {sample_by: document}; null = none (Any: OmegaConf
+    # 2.3 fails to override a null Optional[Dict] with a dict, so the mapping is checked in scaling.data.settings)
     allow_repeat: bool = MISSING  # train past one epoch of the prepared tokens (recorded as epochs)
 
 
