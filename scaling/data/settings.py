@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from scaling.config import CONFIG_DIR, HFDataConfig
+from scaling.config import CONFIG_DIR, HFDataConfig, from_node
 from scaling.data.hf import SourceSpec, normalize_data_files
 from scaling.errors import ScalingError
 
@@ -69,16 +69,9 @@ def _typed(data_cfg: HFDataConfig | Mapping[str, Any]) -> HFDataConfig:
     """A data node (DictConfig or dict with every key) as :class:`HFDataConfig`, checked by the schema."""
     if isinstance(data_cfg, HFDataConfig):
         return data_cfg
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    values = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else dict(data_cfg)
-    if values.get("kind") != "hf":
-        raise ScalingError(f"data.kind={values.get('kind')!r}: only 'hf' corpora are prepared by `scaling prepare`")
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HFDataConfig), values))  # type: ignore[return-value]
-    except OmegaConfBaseException as err:
-        raise ScalingError(f"data: {str(err).splitlines()[0]}") from None
+    if data_cfg.get("kind") != "hf":
+        raise ScalingError(f"data.kind={data_cfg.get('kind')!r}: only 'hf' corpora are prepared by `scaling prepare`")
+    return from_node(HFDataConfig, data_cfg)
 
 
 def checked(data_cfg: HFDataConfig | Mapping[str, Any]) -> HFDataConfig:
