@@ -1,8 +1,9 @@
 """``scaling prepare``: the command line of the corpus preparation pipeline.
 
-Flags become ``data.<key>=...`` overrides of a ``configs/data`` preset (``hf``
-when none is given), composed by Hydra, so a command line describes the same
-``data`` node a training run would and the schema checks it; the result is handed to :func:`scaling.data.prepare.prepare_corpus`. Kept apart from the
+Flags become ``data.<key>=...`` overrides of a ``scaling/configs/data`` preset
+(``hf`` when none is given), composed by Hydra, so a command line describes the
+same ``data`` node a training run would and the schema checks it; the result is
+handed to :func:`scaling.data.prepare.prepare_corpus`. Kept apart from the
 pipeline because training runs that pipeline too (``ensure_prepared``) and has
 no command line: each file then holds one job.
 """
@@ -44,8 +45,11 @@ _CLI_KEYS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="data preset from configs/data (e.g. fineweb_edu, tinystories)")
-    parser.add_argument("--config-dir", help="hydra config folder holding data/ (default: the repo's configs/)")
+    parser.add_argument("--preset", help="data preset from scaling/configs/data (e.g. fineweb_edu, tinystories)")
+    parser.add_argument(
+        "--config-dir",
+        help="hydra config folder holding data/ (default: the package's scaling/configs, or $SCALING_CONFIG_DIR)",
+    )
     parser.add_argument("--name", help="corpus name recorded in run records")
     parser.add_argument("--path", help="hub dataset name, local folder, or builder: parquet | json | text | csv")
     parser.add_argument("--data-files", nargs="+", help="files (globs allowed) for a local builder")

@@ -142,7 +142,7 @@ def data_overrides(values: Mapping[str, Any]) -> list[str]:
 
 
 def load_preset(name: str, config_dir: str | Path | None = None, overrides: Sequence[str] = ()) -> HFDataConfig:
-    """Compose ``configs/data/<name>.yaml`` with Hydra plus ``data.<key>=...`` overrides; the schema checks both."""
+    """Compose ``data/<name>.yaml`` of the config folder (:data:`~scaling.config.CONFIG_DIR`) with Hydra plus ``data.<key>=...`` overrides; the schema checks both."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
