@@ -21,12 +21,15 @@ presets name in their defaults lists.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+T = TypeVar("T")
 
 #: The Hydra config folder (``train.yaml`` and one folder per group): the package's own
 #: ``scaling/configs/`` (package data, so a plain ``pip install .`` has it too), or a
@@ -197,7 +200,8 @@ class HFDataConfig:
     prepared_dir: str | None = MISSING  # null = <prepared_root>/<source>-<config>-<split>-<hash>
     prepared_root: str = MISSING  # where prepared corpora go
     hf_cache_dir: str | None = MISSING  # datasets cache; null = HF_DATASETS_CACHE or its default
-    builder_kwargs: dict[str, Any] | None = MISSING  # extra builder options, e.g. {sample_by: document}
+    builder_kwargs: Any = MISSING  # extra builder options, e.g. {sample_by: document}; null = none (Any: OmegaConf
+    # 2.3 fails to override a null Optional[Dict] with a dict, so the mapping is checked in scaling.data.settings)
     allow_repeat: bool = MISSING  # train past one epoch of the prepared tokens (recorded as epochs)
 
 
@@ -217,6 +221,25 @@ class ScalingConfig:
     grid: GridConfig = field(default_factory=GridConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+def from_node(schema: type[T], node: Mapping[str, Any]) -> T:
+    """A config group's node (a composed DictConfig or a plain dict) as its dataclass, checked.
+
+    ``schema(**node)`` would quietly keep ``"???"`` for a key the node lacks; merging
+    into the structured schema names a missing or unknown key, or a wrong type, in
+    one :class:`~scaling.errors.ScalingError` line instead.
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from scaling.errors import ScalingError
+
+    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ScalingError(f"{schema.__name__}: {str(err).splitlines()[0]}") from None
 
 
 def register_schema(store: ConfigStore | None = None) -> None:

@@ -63,7 +63,7 @@ class ModelShape:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], vocab_size: int | None = None) -> ModelShape:
         """Build from the hydra ``model`` node; ``vocab_size`` fills a null ``model.vocab_size``."""
-        vocab = cfg.get("vocab_size") or vocab_size
+        vocab = cfg["vocab_size"] or vocab_size
         if vocab is None:
             raise ScalingError("model.vocab_size is unset and no tokenizer provides one")
         try:
@@ -74,8 +74,8 @@ class ModelShape:
                 n_heads=int(cfg["n_heads"]),
                 context=int(cfg["context"]),
                 vocab_size=int(vocab),
-                d_ff=None if cfg.get("d_ff") is None else int(cfg["d_ff"]),
-                tie_embeddings=bool(cfg.get("tie_embeddings", False)),
+                d_ff=None if cfg["d_ff"] is None else int(cfg["d_ff"]),
+                tie_embeddings=bool(cfg["tie_embeddings"]),
             )
         except KeyError as err:
             raise ScalingError(f"model.{err.args[0]} is missing from the config") from None

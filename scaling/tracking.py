@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from scaling.config import LoggingConfig, from_node
 from scaling.errors import ScalingError
 from scaling.records import (
     COLUMNS,
@@ -101,7 +102,7 @@ def wandb_mode(logging_cfg: Mapping[str, Any], env: Mapping[str, str] | None = N
     environment is read for every run, since wandb itself reads it once per process.
     """
     env = os.environ if env is None else env
-    enabled = logging_cfg.get("wandb", True)
+    enabled = logging_cfg["wandb"]
     if enabled is False or str(enabled).lower() in ("false", "0", "no", "off"):
         return None
     mode = env.get("WANDB_MODE", "").strip().lower()
@@ -264,7 +265,7 @@ class WandbTracker:
         from scaling.train.runid import run_id_for
 
         out = []
-        for fraction in sorted({float(f) for f in (self.cfg.get("schedule") or {}).get("branches") or []}):
+        for fraction in sorted({float(f) for f in self.cfg["schedule"]["branches"]}):
             path, _ = paths_for(dict(self.cfg), run_id_for(self.cfg, {"wsd_branch": fraction}))
             try:
                 branch = read_record(path) if path.exists() else None
@@ -282,20 +283,20 @@ def _warn(message: str) -> None:
 def _init(cfg: Mapping[str, Any], run_id: str, spec: Any, mode: str) -> Any:
     import wandb
 
-    logging_cfg = cfg.get("logging") or {}
+    logging_cfg = from_node(LoggingConfig, cfg["logging"])
     family = spec.shape.family
-    tags = [family, size_tag(spec.params.non_embedding), *[str(t) for t in logging_cfg.get("tags") or []]]
+    tags = [family, size_tag(spec.params.non_embedding), *[str(t) for t in logging_cfg.tags]]
     config = {**cfg, "run_id": run_id, "derived": derived_config(spec)}
     offline = mode == "offline"
     # Passed every time: wandb reads $WANDB_DIR only once per process. Created first, or
     # wandb warns that a missing folder is no git root.
-    wandb_dir = logging_cfg.get("dir") or os.environ.get("WANDB_DIR") or None
+    wandb_dir = logging_cfg.dir or os.environ.get("WANDB_DIR") or None
     if wandb_dir:
         Path(wandb_dir).mkdir(parents=True, exist_ok=True)
     return wandb.init(
-        project=logging_cfg.get("project") or "scaling",
-        entity=logging_cfg.get("entity") or None,
-        group=str(logging_cfg.get("group") or cfg.get("experiment_name") or "default"),
+        project=logging_cfg.project,
+        entity=logging_cfg.entity or None,
+        group=str(logging_cfg.group),
         job_type="train",
         name=f"{family}-{size_tag(spec.params.non_embedding)[2:]}-{run_id}",
         id=run_id,
@@ -335,7 +336,7 @@ def tracker_factory(cfg: dict[str, Any], run_id: str, spec: Any) -> WandbTracker
     offline; a failure offline disables tracking for this run (one warning line).
     """
     global _online_failed
-    mode = wandb_mode(cfg.get("logging") or {})
+    mode = wandb_mode(cfg["logging"])
     if mode is None:
         return None
     if _online_failed:

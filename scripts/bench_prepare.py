@@ -23,15 +23,14 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
-from dataclasses import replace
 from scaling.data.prepare import prepare_corpus
-from scaling.data.settings import settings_from_config
+from scaling.data.settings import data_overrides, load_preset
 from scaling.data.tokenizer import load_tokenizer_info
 cfg, out, batch = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 tok = load_tokenizer_info(cfg["tokenizer"])
-settings = replace(settings_from_config(cfg), batch_docs=batch)
+data = load_preset("hf", overrides=data_overrides(cfg))
 t = time.perf_counter()
-prepare_corpus(settings, out, tokenizer=tok, progress_bar=False)
+prepare_corpus(data, out, tokenizer=tok, progress_bar=False, batch_docs=batch)
 m = json.load(open(out + "/manifest.json"))
 tokens = m["splits"]["train"]["tokens"] + m["splits"]["val"]["tokens"]
 print(json.dumps({"seconds": time.perf_counter() - t, "tokens": tokens, "fingerprint": m["fingerprint"]}))
@@ -90,7 +89,7 @@ def main() -> None:
                     "path": "parquet",
                     "data_files": str(data),
                     "tokenizer": str(tok),
-                    "num_proc": num_proc,
+                    "num_proc": int(num_proc),
                     "streaming": streaming,
                     "val_fraction": 0.005,
                     "shard_tokens": 2**22,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import compose_train
 
 from scaling.data.corpus import load_corpus
 from scaling.data.pysource import load_pysource_corpus
@@ -13,7 +14,10 @@ from scaling.data.split import is_validation_doc
 from scaling.data.tokens import TokenStream, batch_offsets, gather_windows
 from scaling.errors import ScalingError
 
-TINY = {"kind": "pysource", "max_bytes": 2_000_000, "vocab_size": 512, "bpe_train_bytes": 1e6}
+# The composed data node, every key present (the pysource preset with three keys changed).
+TINY = compose_train(["data=pysource", "data.max_bytes=2000000", "data.vocab_size=512", "data.bpe_train_bytes=1e6"])[
+    "data"
+]
 
 
 def test_corpus_is_the_stdlib_without_site_packages() -> None:

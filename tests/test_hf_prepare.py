@@ -12,7 +12,7 @@ import os
 import random
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scaling.data.prepare import Progress, ensure_prepared, prepare_corpus
-from scaling.data.settings import load_preset, settings_from_config
+from scaling.data.settings import checked, data_overrides, load_preset
 from scaling.data.shards import MANIFEST, corpus_fingerprint, open_prepared, read_manifest
 from scaling.data.split import is_validation_doc
 from scaling.data.tokenizer import EOS, load_hf_tokenizer, load_tokenizer_info, train_bpe
@@ -89,6 +89,7 @@ def tok(work: Path):
 
 
 def _cfg(work: Path, **over) -> dict:
+    """hf.yaml with these keys overridden, composed as ``scaling prepare`` composes its flags."""
     cfg = {
         "kind": "hf",
         "name": "test",
@@ -102,12 +103,11 @@ def _cfg(work: Path, **over) -> dict:
         "prepared_root": str(work / "prepared"),
     }
     cfg.update(over)
-    return cfg
+    return asdict(load_preset("hf", overrides=data_overrides(cfg)))
 
 
 def _prepare(work: Path, tok, out: Path, batch_docs: int = 64, **over) -> Path:
-    settings = replace(settings_from_config(_cfg(work, **over)), batch_docs=batch_docs)
-    return prepare_corpus(settings, out, tokenizer=tok, progress_bar=False)
+    return prepare_corpus(_cfg(work, **over), out, tokenizer=tok, progress_bar=False, batch_docs=batch_docs)
 
 
 def _split_docs(stream: np.ndarray, eos: int) -> list[np.ndarray]:
@@ -186,9 +186,9 @@ def test_resume_after_interruption_is_byte_identical(work: Path, tok, tmp_path: 
         if p.shards["train"] >= 2 and p.tokens["train"] > written:  # mid-way through the third shard
             raise KeyboardInterrupt
 
-    settings = replace(settings_from_config(_cfg(work, **over)), batch_docs=32)
+    settings = _cfg(work, **over)
     with pytest.raises(KeyboardInterrupt):
-        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False, on_progress=interrupt)
+        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False, on_progress=interrupt, batch_docs=32)
     m = read_manifest(out)
     assert m["complete"] is False and len(m["splits"]["train"]["shards"]) == 2
     assert m["progress"]["next_doc"] > 0
@@ -202,7 +202,9 @@ def test_resume_after_interruption_is_byte_identical(work: Path, tok, tmp_path: 
         open_prepared(out)
 
     seen: list[int] = []
-    prepare_corpus(settings, out, tokenizer=tok, progress_bar=False, on_progress=lambda p: seen.append(p.next_doc))
+    prepare_corpus(
+        settings, out, tokenizer=tok, progress_bar=False, on_progress=lambda p: seen.append(p.next_doc), batch_docs=32
+    )
     assert seen[0] > m["progress"]["next_doc"]  # continued, did not start over
     assert len(seen) < len(DOCS) // 32  # fewer batches than a full pass
 
@@ -218,25 +220,27 @@ def test_resume_after_interruption_is_byte_identical(work: Path, tok, tmp_path: 
 
 def test_resume_refuses_a_changed_source(work: Path, tok, tmp_path: Path) -> None:
     out = tmp_path / "p"
-    settings = replace(settings_from_config(_cfg(work)), batch_docs=32)
+    settings = _cfg(work)
 
     def stop_after_first_shard(p: Progress) -> None:
         if p.shards["train"] >= 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False, on_progress=stop_after_first_shard)
+        prepare_corpus(
+            settings, out, tokenizer=tok, progress_bar=False, on_progress=stop_after_first_shard, batch_docs=32
+        )
     manifest = read_manifest(out)
     manifest["progress"]["last_doc_hash"] = "0" * 16  # as if the document at the resume point were another
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ScalingError, match="dataset changed since the interrupted preparation"):
-        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False)
+        prepare_corpus(settings, out, tokenizer=tok, progress_bar=False, batch_docs=32)
 
 
 def test_concurrent_preparers_share_one_result(work: Path, tok, tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    settings = settings_from_config(_cfg(work, max_documents=200))
+    settings = checked(_cfg(work, max_documents=200))
     with ThreadPoolExecutor(2) as pool:
         outs = list(
             pool.map(lambda _: prepare_corpus(settings, tmp_path / "p", tokenizer=tok, progress_bar=False), [0, 1])
@@ -306,10 +310,10 @@ def test_presets_compose_from_hf_defaults() -> None:
     }
     for preset, (path, config, revision) in expected.items():
         cfg = load_preset(preset)
-        assert (cfg["path"], cfg["config"], cfg["revision"]) == (path, config, revision)
-        assert cfg["kind"] == "hf" and cfg["tokenizer"] == "gpt2" and cfg["streaming"] is True
-        assert cfg["allow_repeat"] is False and cfg["name"] == preset
-        settings_from_config(cfg)  # valid as a config
+        assert (cfg.path, cfg.config, cfg.revision) == (path, config, revision)
+        assert cfg.kind == "hf" and cfg.tokenizer == "gpt2" and cfg.streaming is True
+        assert cfg.allow_repeat is False and cfg.name == preset
+        checked(cfg)  # valid as a config
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from scaling.config import PySourceDataConfig, from_node
 from scaling.data import tokenizer as tok_mod
 from scaling.data.pysource import load_pysource_corpus
 from scaling.data.split import is_validation_doc
@@ -59,17 +60,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SCALING_CACHE", "~/.cache/scaling")).expanduser()
 
 
-def _tokenizer_for_pysource(data: Mapping[str, Any], corpus, cache_dir: Path, val_fraction: float):
-    spec = str(data.get("tokenizer", tok_mod.LOCAL_BPE))
+def _tokenizer_for_pysource(data: PySourceDataConfig, corpus, cache_dir: Path):
+    spec = str(data.tokenizer)
     if spec != tok_mod.LOCAL_BPE:
         return tok_mod.load_hf_tokenizer(spec), spec
-    vocab = int(data.get("vocab_size", 2048))
+    vocab = int(data.vocab_size)
     path = tok_mod.bpe_cache_path(cache_dir, corpus.fingerprint, vocab)
     if (path / "tokenizer.json").is_file():
         return tok_mod.load_hf_tokenizer(str(path)), spec
     # Train on training documents only, so validation text never shapes the vocabulary.
-    budget = int(float(data.get("bpe_train_bytes", 8e6)))
-    train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, val_fraction)]
+    budget = int(float(data.bpe_train_bytes))
+    train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, float(data.val_fraction))]
     stride = max(1, corpus.n_bytes // max(budget, 1))
     sample = train_docs[::stride] if stride > 1 else train_docs
     progress = PhaseProgress(f"[prepare] training a {vocab}-token BPE on {corpus.name} (once, cached)", 1)
@@ -105,13 +106,14 @@ def _counted(texts: Iterator[str], progress: PhaseProgress) -> Iterator[str]:
         progress.advance(len(text))
 
 
-def load_pysource(data: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
+def load_pysource(data_cfg: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
     """Tokenize (once, cached) the Python-source corpus and open its memmaps."""
-    roots = tuple(data.get("roots") or ("stdlib",)) + tuple(data.get("extra_roots") or ())
-    max_bytes = data.get("max_bytes")
+    data = from_node(PySourceDataConfig, data_cfg)
+    roots = tuple(data.roots) + tuple(data.extra_roots)
+    max_bytes = data.max_bytes
     corpus = load_pysource_corpus(roots, None if max_bytes is None else int(float(max_bytes)))
-    val_fraction = float(data.get("val_fraction", 0.02))
-    tokenizer, spec = _tokenizer_for_pysource(data, corpus, cache_dir, val_fraction)
+    val_fraction = float(data.val_fraction)
+    tokenizer, spec = _tokenizer_for_pysource(data, corpus, cache_dir)
     eos = tokenizer.eos_token_id
     dtype = token_dtype(len(tokenizer))
     folder = cache_dir / "tokens" / f"{corpus.fingerprint[:16]}-{_tokenizer_id(tokenizer, spec)}-val{val_fraction:g}"
@@ -162,7 +164,7 @@ def load_pysource(data: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
             # Loss of a model that only learnt token frequencies: a trained model must beat it.
             "unigram_entropy_nats": meta.get("unigram_entropy_nats"),
         },
-        allow_repeat=bool(data.get("allow_repeat", True)),
+        allow_repeat=bool(data.allow_repeat),
     )
 
 
@@ -173,7 +175,7 @@ def load_prepared_hf(data: Mapping[str, Any]) -> TrainingCorpus:
 
     prepared = open_prepared(ensure_prepared(data))
     return TrainingCorpus(
-        name=str(data.get("name", "hf")),
+        name=str(data["name"]),
         fingerprint=prepared.fingerprint,
         train=TokenStream(prepared.train),
         val=TokenStream(prepared.val),
@@ -181,13 +183,13 @@ def load_prepared_hf(data: Mapping[str, Any]) -> TrainingCorpus:
         eos_token_id=prepared.eos_token_id,
         tokenizer={"spec": prepared.tokenizer_spec, "vocab_size": prepared.vocab_size},
         extra={"prepared_dir": str(prepared.path), "source": prepared.manifest.get("source")},
-        allow_repeat=bool(data.get("allow_repeat", False)),
+        allow_repeat=bool(data["allow_repeat"]),
     )
 
 
 def load_corpus(data: Mapping[str, Any], cache_dir: Path | None = None) -> TrainingCorpus:
     """Dispatch on ``data.kind``."""
-    kind = data.get("kind", "pysource")
+    kind = data["kind"]
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if kind == "pysource":
         return load_pysource(data, cache_dir)

@@ -14,7 +14,7 @@ dataset iterator. A restart discards partial files, seeks to that document and
 continues; because the document order, the split rule and the cut rule are
 deterministic, the final shards are byte-identical to an uninterrupted run.
 
-Around it: settings.py turns the ``data`` node into :class:`PrepareSettings`,
+Around it: settings.py checks the ``data`` node (:class:`scaling.config.HFDataConfig`),
 tokenizer.py identifies the tokenizer, shards.py owns the on-disk format, and
 prepare_cli.py is ``scaling prepare``; training calls :func:`ensure_prepared`.
 """
@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from scaling.config import HFDataConfig
 from scaling.data.hf import (
     LOCAL_BUILDERS,
     SourceSpec,
@@ -48,7 +49,7 @@ from scaling.data.hf import (
     load_source,
     local_files_stat,
 )
-from scaling.data.settings import PrepareSettings, settings_from_config
+from scaling.data.settings import BATCH_DOCS, checked, source_spec
 from scaling.data.shards import (
     FORMAT,
     FORMAT_VERSION,
@@ -66,7 +67,6 @@ from scaling.data.tokenizer import TokenizerInfo, load_tokenizer_info
 from scaling.data.tokens import token_dtype
 from scaling.errors import ScalingError
 
-DEFAULT_ROOT = ".cache/scaling/prepared"
 _LOCK = ".prepare.lock"
 SPLIT_RULE = (
     "a document goes to val iff blake2b-64(utf-8 text) < val_fraction * 2**64 (scaling.data.split.is_validation_doc)"
@@ -76,13 +76,13 @@ SPLIT_RULE = (
 # ----------------------------------------------------------------------------------------------- identity
 
 
-def identity(settings: PrepareSettings, tok: TokenizerInfo) -> dict[str, Any]:
+def identity(data: HFDataConfig, tok: TokenizerInfo) -> dict[str, Any]:
     """What decides the token content; equal identities give byte-identical shards.
 
     Streaming, num_proc and cache folders are left out: they change how the
-    documents are read, not which tokens are written.
+    documents are read, not which tokens are written. ``data`` is a :func:`checked` config.
     """
-    src = settings.source
+    src = source_spec(data)
     return {
         "format_version": FORMAT_VERSION,
         "path": src.path,
@@ -95,10 +95,10 @@ def identity(settings: PrepareSettings, tok: TokenizerInfo) -> dict[str, Any]:
         "text_field": src.text_field,
         "tokenizer": tok.spec,
         "tokenizer_sha256": tok.content_sha256,
-        "val_fraction": settings.val_fraction,
-        "max_documents": settings.max_documents,
-        "max_tokens": settings.max_tokens,
-        "shard_tokens": settings.shard_tokens,
+        "val_fraction": data.val_fraction,
+        "max_documents": data.max_documents,
+        "max_tokens": data.max_tokens,
+        "shard_tokens": data.shard_tokens,
     }
 
 
@@ -131,15 +131,17 @@ def _hydra_cwd() -> Path:
     return Path.cwd()
 
 
-def resolve_prepared_dir(settings: PrepareSettings, ident: dict[str, Any]) -> Path:
-    """``prepared_dir`` if set, else ``<root>/<source>-<hash of identity>`` (stable for a given config)."""
-    if settings.prepared_dir:
-        out = Path(settings.prepared_dir).expanduser()
+def resolve_prepared_dir(data: HFDataConfig, ident: dict[str, Any]) -> Path:
+    """``prepared_dir`` if set, else ``<prepared_root>/<source>-<hash of identity>`` (stable for a given config)."""
+    if data.prepared_dir:
+        out = Path(data.prepared_dir).expanduser()
     else:
-        root = settings.prepared_root or os.environ.get("SCALING_DATA_DIR") or DEFAULT_ROOT
-        src = settings.source
+        src = source_spec(data)
         parts = [source_stem(src), src.config or "", src.split]
-        out = Path(root).expanduser() / f"{_slug('-'.join(p for p in parts if p))}-{_identity_hash(ident)[:12]}"
+        out = (
+            Path(data.prepared_root).expanduser()
+            / f"{_slug('-'.join(p for p in parts if p))}-{_identity_hash(ident)[:12]}"
+        )
     return out if out.is_absolute() else _hydra_cwd() / out
 
 
@@ -280,22 +282,24 @@ def _now() -> str:
 
 
 def prepare_corpus(
-    settings: PrepareSettings,
+    data_cfg: HFDataConfig | Mapping[str, Any],
     out: str | Path | None = None,
     *,
     tokenizer: TokenizerInfo | None = None,
     progress_bar: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    batch_docs: int = BATCH_DOCS,
 ) -> Path:
-    """Prepare (or resume, or confirm) the corpus described by ``settings``; return its folder."""
-    tok = tokenizer or load_tokenizer_info(settings.tokenizer)
-    ident = identity(settings, tok)
-    out = Path(out) if out is not None else resolve_prepared_dir(settings, ident)
+    """Prepare (or resume, or confirm) the corpus the data config describes; return its folder."""
+    data = checked(data_cfg)
+    tok = tokenizer or load_tokenizer_info(data.tokenizer)
+    ident = identity(data, tok)
+    out = Path(out) if out is not None else resolve_prepared_dir(data, ident)
     _check_out_dir(out)
     fresh = not out.exists()
     try:
         with _locked(out):
-            return _prepare_locked(settings, out, tok, ident, progress_bar, on_progress)
+            return _prepare_locked(data, out, tok, ident, progress_bar, on_progress, batch_docs)
     except BaseException:
         if fresh and not (out / MANIFEST).exists():  # failed before starting: leave no empty folder behind
             shutil.rmtree(out, ignore_errors=True)
@@ -303,13 +307,15 @@ def prepare_corpus(
 
 
 def _prepare_locked(
-    settings: PrepareSettings,
+    data: HFDataConfig,
     out: Path,
     tok: TokenizerInfo,
     ident: dict[str, Any],
     progress_bar: bool | None,
     on_progress: Callable[[Progress], None] | None,
+    batch_docs: int,
 ) -> Path:
+    src = source_spec(data)
     dtype = token_dtype(tok.vocab_size)
     state = _State()
     created = _now()
@@ -332,7 +338,7 @@ def _prepare_locked(
 
     show = sys.stderr.isatty() if progress_bar is None else progress_bar
     with _datasets_bars(show):
-        source = load_source(settings.source)
+        source = load_source(src)
         check_text_field(source)
     resumed_from = state.next_doc
 
@@ -341,19 +347,19 @@ def _prepare_locked(
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "complete": complete,
-            "name": settings.name,
+            "name": data.name,
             "created": created,
             "updated": _now(),
             "identity": ident,
-            "source": {**settings.source.as_dict(), "resolved": source.resolved},
+            "source": {**src.as_dict(), "resolved": source.resolved},
             "tokenizer": tok.describe(),
             "dtype": dtype.name,
-            "val_fraction": settings.val_fraction,
+            "val_fraction": data.val_fraction,
             "split_rule": SPLIT_RULE,
-            "max_documents": settings.max_documents,
-            "max_tokens": settings.max_tokens,
+            "max_documents": data.max_documents,
+            "max_tokens": data.max_tokens,
             "max_tokens_applies_to": "train tokens (EOS included); stops at the document reaching it",
-            "shard_tokens": settings.shard_tokens,
+            "shard_tokens": data.shard_tokens,
             "documents_read": state.next_doc,
             "documents_skipped_empty": state.skipped_empty,
             "splits": state.splits,
@@ -387,14 +393,14 @@ def _prepare_locked(
 
     stop_reason = "exhausted"
     started = time.perf_counter()
-    bar = _progress_bar(settings, source.num_rows, resumed_from, show)
+    bar = _progress_bar(data, source.num_rows, resumed_from, show)
     try:
-        stop_reason = _run_batches(settings, tok, dtype, source, state, writers, checkpoint, bar, on_progress)
+        stop_reason = _run_batches(data, batch_docs, tok, dtype, source, state, writers, checkpoint, bar, on_progress)
         if state.splits["train"]["tokens"] + writers["train"].tokens == 0:
-            raise ScalingError(f"dataset {settings.source.path!r} has no text in field {settings.source.text_field!r}")
+            raise ScalingError(f"dataset {src.path!r} has no text in field {src.text_field!r}")
         if state.splits["val"]["tokens"] + writers["val"].tokens == 0:
             raise ScalingError(
-                f"no document fell in the validation split (val_fraction={settings.val_fraction}, "
+                f"no document fell in the validation split (val_fraction={data.val_fraction}, "
                 f"{state.next_doc} documents): raise data.val_fraction or prepare more documents"
             )
     except BaseException:
@@ -425,12 +431,12 @@ def _check_identity(out: Path, old: dict[str, Any], new: dict[str, Any]) -> None
     )
 
 
-def _progress_bar(settings: PrepareSettings, num_rows: int | None, initial: int, enabled: bool) -> Any:
+def _progress_bar(data: HFDataConfig, num_rows: int | None, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     total = num_rows
-    if settings.max_documents is not None:
-        total = min(total, settings.max_documents) if total is not None else settings.max_documents
+    if data.max_documents is not None:
+        total = min(total, data.max_documents) if total is not None else data.max_documents
     return tqdm(total=total, initial=initial, unit="doc", desc="tokenizing", disable=not enabled, dynamic_ncols=True)
 
 
@@ -450,7 +456,8 @@ def _datasets_bars(enabled: bool) -> Iterator[None]:
 
 
 def _run_batches(
-    settings: PrepareSettings,
+    data: HFDataConfig,
+    batch_docs: int,
     tok: TokenizerInfo,
     dtype: np.dtype,
     source: Any,
@@ -467,9 +474,9 @@ def _run_batches(
     source is never read far ahead of what has been written.
     """
     resume_doc = state.next_doc
-    batches = iter_text_batches(source, settings.batch_docs, state.resume if resume_doc else None)
-    num_proc = settings.num_proc if tok.serialized is not None else 1
-    args = (tok.serialized, tok.eos_token_id, dtype.name, tok.vocab_size, settings.val_fraction)
+    batches = iter_text_batches(source, batch_docs, state.resume if resume_doc else None)
+    num_proc = data.num_proc if tok.serialized is not None else 1
+    args = (tok.serialized, tok.eos_token_id, dtype.name, tok.vocab_size, data.val_fraction)
     pool = None
     if num_proc > 1:
         import multiprocessing
@@ -502,13 +509,13 @@ def _run_batches(
             state.next_doc = doc + 1
             train_tokens = state.splits["train"]["tokens"] + writers["train"].tokens
             reason = None
-            if settings.max_documents is not None and state.next_doc >= settings.max_documents:
+            if data.max_documents is not None and state.next_doc >= data.max_documents:
                 reason = "max_documents"
-            elif settings.max_tokens is not None and train_tokens >= settings.max_tokens:
+            elif data.max_tokens is not None and train_tokens >= data.max_tokens:
                 reason = "max_tokens"
             if reason is not None:
                 return reason
-            if any(w.tokens >= settings.shard_tokens for w in writers.values()):
+            if any(w.tokens >= data.shard_tokens for w in writers.values()):
                 state.resume = batch.resume
                 state.last_doc_hash = _text_hash(batch.texts[k])
                 checkpoint(False)
@@ -561,21 +568,21 @@ def _check_resume_hash(text: Any, expected: str | None) -> None:
 # ----------------------------------------------------------------------------------------------- training entry
 
 
-def ensure_prepared(data_cfg: Mapping[str, Any]) -> Path:
+def ensure_prepared(data_cfg: HFDataConfig | Mapping[str, Any]) -> Path:
     """The prepared folder for this data config, preparing (or resuming) it first if needed.
 
     Called by training with the hydra ``data`` node. A complete folder whose
     identity matches is returned at once (no dataset access, so training nodes
     work offline once the corpus is prepared).
     """
-    settings = settings_from_config(data_cfg)
-    tok = load_tokenizer_info(settings.tokenizer)
-    ident = identity(settings, tok)
-    out = resolve_prepared_dir(settings, ident)
+    data = checked(data_cfg)
+    tok = load_tokenizer_info(data.tokenizer)
+    ident = identity(data, tok)
+    out = resolve_prepared_dir(data, ident)
     if (out / MANIFEST).is_file():
         manifest = read_manifest(out)
         _check_identity(out, manifest.get("identity", {}), ident)
         if manifest.get("complete"):
             return out
-    print(f"preparing corpus {settings.name!r} ({settings.source.path}) into {out}", file=sys.stderr)
-    return prepare_corpus(settings, out, tokenizer=tok)
+    print(f"preparing corpus {data.name!r} ({data.path}) into {out}", file=sys.stderr)
+    return prepare_corpus(data, out, tokenizer=tok)

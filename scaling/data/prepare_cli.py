@@ -1,7 +1,8 @@
 """``scaling prepare``: the command line of the corpus preparation pipeline.
 
-Flags override a ``configs/data`` preset (``hf`` when none is given), so a
-command line describes the same ``data`` node a training run would; the result is
+Flags become ``data.<key>=...`` overrides of a ``scaling/configs/data`` preset
+(``hf`` when none is given), composed by Hydra, so a command line describes the
+same ``data`` node a training run would and the schema checks it; the result is
 handed to :func:`scaling.data.prepare.prepare_corpus`. Kept apart from the
 pipeline because training runs that pipeline too (``ensure_prepared``) and has
 no command line: each file then holds one job.
@@ -12,17 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
+from scaling.config import HFDataConfig
 from scaling.data.hf import SourceSpec
 from scaling.data.prepare import prepare_corpus, source_stem
-from scaling.data.settings import (
-    DEFAULT_SHARD_TOKENS,
-    DEFAULT_TOKENIZER,
-    DEFAULT_VAL_FRACTION,
-    load_preset,
-    settings_from_config,
-)
+from scaling.data.settings import data_overrides, load_preset
 from scaling.data.shards import read_manifest
 from scaling.errors import ScalingError
 
@@ -50,8 +45,11 @@ _CLI_KEYS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="data preset from configs/data (e.g. fineweb_edu, tinystories)")
-    parser.add_argument("--config-dir", help="hydra config folder holding data/ (default: the repo's configs/)")
+    parser.add_argument("--preset", help="data preset from scaling/configs/data (e.g. fineweb_edu, tinystories)")
+    parser.add_argument(
+        "--config-dir",
+        help="hydra config folder holding data/ (default: the package's scaling/configs, or $SCALING_CONFIG_DIR)",
+    )
     parser.add_argument("--name", help="corpus name recorded in run records")
     parser.add_argument("--path", help="hub dataset name, local folder, or builder: parquet | json | text | csv")
     parser.add_argument("--data-files", nargs="+", help="files (globs allowed) for a local builder")
@@ -60,14 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-field", help="column holding the document text (default text)")
     parser.add_argument("--revision", help="dataset revision: branch, tag, commit or refs/convert/parquet")
     parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=None, help="stream from the hub")
-    parser.add_argument("--tokenizer", help=f"HF tokenizer name or local path (default {DEFAULT_TOKENIZER})")
-    parser.add_argument(
-        "--val-fraction", type=float, help=f"held-out document fraction (default {DEFAULT_VAL_FRACTION})"
-    )
+    parser.add_argument("--tokenizer", help="HF tokenizer name or local path (default: the preset's, gpt2)")
+    parser.add_argument("--val-fraction", type=float, help="held-out document fraction (default: the preset's)")
     parser.add_argument("--max-documents", help="stop after this many source documents (e.g. 1e6)")
     parser.add_argument("--max-tokens", help="stop once the train split holds this many tokens (e.g. 1e9)")
-    parser.add_argument("--shard-tokens", help=f"tokens per shard (default 2**26 = {DEFAULT_SHARD_TOKENS})")
-    parser.add_argument("--num-proc", help="tokenizer processes (default: min(cores, 16))")
+    parser.add_argument("--shard-tokens", help="tokens per shard, e.g. 2**26 (default: the preset's)")
+    parser.add_argument("--num-proc", type=int, help="tokenizer processes (default: min(cores, 16))")
     parser.add_argument("--out", help="output folder (default: $SCALING_DATA_DIR/<source>-<hash>)")
     parser.add_argument("--hf-cache-dir", help="datasets cache folder (default: the datasets default)")
     parser.add_argument(
@@ -75,26 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The data config the CLI describes: a preset (or hf.yaml) with flags on top."""
+def config_from_args(args: argparse.Namespace) -> HFDataConfig:
+    """The data config the CLI describes: a preset (or hf.yaml) with each given flag a ``data.<key>`` override."""
     if not args.preset and not args.path:
         raise ScalingError("give --preset NAME or --path (hub dataset, local folder, or parquet/json/text builder)")
-    cfg = load_preset(args.preset or "hf", args.config_dir)
-    for arg, key in _CLI_KEYS.items():
-        value = getattr(args, arg, None)
-        if value is not None:
-            cfg[key] = value
+    values = {key: getattr(args, arg) for arg, key in _CLI_KEYS.items() if getattr(args, arg, None) is not None}
     if args.path and not args.preset and args.name is None:
-        cfg["name"] = source_stem(SourceSpec(path=args.path, data_files=args.data_files))
-    return cfg
+        values["name"] = source_stem(SourceSpec(path=args.path, data_files=args.data_files))
+    return load_preset(args.preset or "hf", args.config_dir, data_overrides(values))
 
 
 def run(args: argparse.Namespace) -> int:
     """Prepare (or resume) the corpus; print one JSON summary line, or exit 130 on Ctrl-C with shards kept."""
-    cfg = config_from_args(args)
-    settings = settings_from_config(cfg)
     try:
-        out = prepare_corpus(settings, None, progress_bar=args.progress)
+        out = prepare_corpus(config_from_args(args), None, progress_bar=args.progress)
     except KeyboardInterrupt:
         print("\ninterrupted: completed shards are kept; run the same command again to resume", file=sys.stderr)
         return 130

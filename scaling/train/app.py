@@ -37,7 +37,7 @@ def train_task(cfg: DictConfig) -> str:
     except Exception as err:  # interpolation errors name the key
         raise ScalingError(f"bad config: {err}".splitlines()[0]) from None
     if container["train"]["dry_run"]:  # type: ignore[index]
-        from scaling.sweep import dry_run_table, resolve_job
+        from scaling.train.dry_run import dry_run_table, resolve_job
 
         print(dry_run_table([resolve_job(container, [])]), flush=True)  # type: ignore[arg-type]
         return "dry_run"

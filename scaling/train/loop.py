@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scaling.config import CheckpointConfig, OptimConfig, TrainConfig, from_node
 from scaling.data.corpus import TrainingCorpus
 from scaling.data.tokens import batch_offsets, eval_offsets, gather_windows
 from scaling.train.checkpoint import latest_checkpoint, load_state, save_checkpoint
@@ -107,24 +108,24 @@ class Trainer:
         self.on_eval = on_eval or (lambda point: None)
         self.on_branch = on_branch or (lambda result: None)
         self.progress = progress
-        self.seed = int(cfg.get("seed", 0))
-        train_cfg, optim_cfg = cfg["train"], cfg["optim"]
-        self.log_every = int(train_cfg.get("log_every", 10))
-        self.interrupt_at = train_cfg.get("interrupt_at_step")
-        every = (cfg.get("checkpoint") or {}).get("every_steps")
+        self.seed = int(cfg["seed"])
+        train, optim = from_node(TrainConfig, cfg["train"]), from_node(OptimConfig, cfg["optim"])
+        self.log_every = int(train.log_every)
+        self.interrupt_at = train.interrupt_at_step
+        every = from_node(CheckpointConfig, cfg["checkpoint"]).every_steps
         # Default: about ten checkpoints a run, plus one at every stop signal and at the end.
         self.checkpoint_every = int(every) if every else max(self.log_every, spec.steps // 10)
-        self.eval_windows = eval_offsets(len(corpus.val), spec.context, int(float(train_cfg.get("eval_tokens", 65536))))
+        self.eval_windows = eval_offsets(len(corpus.val), spec.context, int(float(train.eval_tokens)))
         self.raw_model = model
-        self.optimizer = self._make_optimizer(model, optim_cfg)
-        self.grad_clip = float(optim_cfg.get("grad_clip") or 0.0)
+        self.optimizer = self._make_optimizer(model, optim)
+        self.grad_clip = float(optim.grad_clip)
         # Plain causal windows: SDPA with is_causal=True and no mask tensor (no per-forward
         # host sync in eager mode, and the flash kernel under torch.compile); same logits.
         from scaling.train.speed import use_causal_sdpa
 
         use_causal_sdpa(model)
         compiled = model
-        if _want_compile(train_cfg.get("compile", "auto"), accelerator.device):
+        if _want_compile(train.compile, accelerator.device):
             compiled = torch.compile(model)
         self.model, self.optimizer = accelerator.prepare(compiled, self.optimizer)
         self.stop = StopRequest()
@@ -132,23 +133,23 @@ class Trainer:
 
     # -- setup ---------------------------------------------------------------------------
 
-    def _make_optimizer(self, model: Any, optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    def _make_optimizer(self, model: Any, optim: OptimConfig) -> torch.optim.Optimizer:
         """AdamW with weight decay on tensors of two or more dimensions only (Loshchilov & Hutter 2019)."""
         decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
         groups = [
-            {"params": decay, "weight_decay": float(optim_cfg.get("weight_decay", 0.1))},
+            {"params": decay, "weight_decay": float(optim.weight_decay)},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        betas = tuple(float(b) for b in optim_cfg.get("betas", (0.9, 0.95)))
+        betas = tuple(float(b) for b in optim.betas)
         # One fused kernel for all tensors where torch has one (CUDA, and the CPU since
         # torch 2.4): the default per-tensor loop dominates the step of small models.
         from scaling.train.speed import adamw_kwargs, fused_adamw_supported
 
-        impl = adamw_kwargs(self.acc.device.type, optim_cfg.get("fused", "auto"))
+        impl = adamw_kwargs(self.acc.device.type, optim.fused)
         if impl.get("fused") and not all(fused_adamw_supported(p.device.type) for p in model.parameters()):
             model.to(self.acc.device)  # torch < 2.4 has no CPU kernel to validate against; prepare() moves it anyway
-        return torch.optim.AdamW(groups, lr=self.spec.lr, betas=betas, eps=float(optim_cfg.get("eps", 1e-8)), **impl)
+        return torch.optim.AdamW(groups, lr=self.spec.lr, betas=betas, eps=float(optim.eps), **impl)
 
     # -- state -----------------------------------------------------------------------------
 

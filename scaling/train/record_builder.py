@@ -44,11 +44,11 @@ def budget_tag(cfg: dict[str, Any], fraction: float = 1.0) -> dict[str, Any]:
     ``schedule=wsd`` the config is already merged (``merge_wsd_budgets``: the largest budget, the
     smaller ones as branches), so each branch's tag gives back its own ``tokens_per_param``.
     """
-    train, grid = cfg["train"], cfg.get("grid") or {}
-    kind = str(grid.get("kind") or "none")
+    train, grid = cfg["train"], cfg["grid"]
+    kind = str(grid["kind"])
 
     def scaled(key: str) -> float | None:
-        if train.get(key) is None:
+        if train[key] is None:
             return None
         value = float(train[key]) * fraction
         # b / B * B is not always b in floating point; 12 digits give the budget the sweep named.
@@ -57,11 +57,11 @@ def budget_tag(cfg: dict[str, Any], fraction: float = 1.0) -> dict[str, Any]:
     flops = scaled("flops")
     return {
         "flops": flops,
-        "flops_convention": str(train.get("flops_convention") or "exact") if flops is not None else None,
+        "flops_convention": str(train["flops_convention"]) if flops is not None else None,
         "tokens": scaled("tokens"),
         "tokens_per_param": scaled("tokens_per_param"),
         "grid_kind": kind,
-        "grid_offset": grid.get("offset") if kind == "isoflop" else None,
+        "grid_offset": grid["offset"] if kind == "isoflop" else None,
         "fraction": fraction,
     }
 
@@ -88,7 +88,7 @@ def build_record(
     record: dict[str, Any] = {
         "run_id": run_id,
         "status": status,
-        "experiment": cfg.get("experiment_name", "default"),
+        "experiment": cfg["experiment_name"],
         "config": cfg,
         "model": {"family": spec.shape.family, **spec.shape.as_dict()},
         "params": spec.params.as_dict(),

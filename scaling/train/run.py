@@ -29,9 +29,9 @@ class RunOutcome:
 
 def paths_for(cfg: dict[str, Any], run_id: str) -> tuple[Path, Path]:
     """(record path, checkpoint folder) of a run."""
-    results = Path(cfg.get("paths", {}).get("results", "results"))
-    experiment = str(cfg.get("experiment_name", "default"))
-    ckpt_root = cfg.get("paths", {}).get("checkpoints") or results / experiment / "ckpt"
+    results = Path(cfg["paths"]["results"])
+    experiment = str(cfg["experiment_name"])
+    ckpt_root = cfg["paths"]["checkpoints"] or results / experiment / "ckpt"
     return record_path(results, experiment, run_id), Path(ckpt_root) / run_id
 
 
@@ -67,13 +67,13 @@ def _accelerator(cfg: dict[str, Any]) -> Any:
     import torch
     from accelerate import Accelerator
 
-    device = str(cfg["train"].get("device", "auto"))
+    device = str(cfg["train"]["device"])
     if device not in ("auto", "cpu", "cuda"):
         raise ScalingError(f"train.device must be auto, cpu or cuda, got {device!r}")
     use_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     if device == "cuda" and not torch.cuda.is_available():
         raise ScalingError("train.device=cuda but no CUDA device is visible")
-    precision = str(cfg["train"].get("precision", "auto"))
+    precision = str(cfg["train"]["precision"])
     mixed = "bf16" if (precision == "auto" and not use_cpu) else ("no" if precision in ("auto", "fp32") else precision)
     if not use_cpu:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -107,12 +107,12 @@ def _train_claimed(
 
     from scaling.data.corpus import load_corpus
 
-    corpus = load_corpus(cfg["data"], cfg.get("paths", {}).get("cache"))
+    corpus = load_corpus(cfg["data"], cfg["paths"]["cache"])
     accelerator = _accelerator(cfg)
     world = accelerator.num_processes
     from scaling.train.speed import cpu_threads
 
-    cpu_threads(cfg["train"].get("threads", "auto"), accelerator.device.type)  # one thread on a CPU unless told
+    cpu_threads(cfg["train"]["threads"], accelerator.device.type)  # one thread on a CPU unless told
 
     from scaling.train.spec import resolve_spec
 
@@ -127,7 +127,7 @@ def _train_claimed(
     from scaling.train.loop import Diverged, Interrupted, Trainer
     from scaling.train.record_builder import build_record
 
-    model = build_model(spec.shape, seed=int(cfg.get("seed", 0)), eos_token_id=corpus.eos_token_id)
+    model = build_model(spec.shape, seed=int(cfg["seed"]), eos_token_id=corpus.eos_token_id)
     main = accelerator.is_main_process
     tracker = tracker_factory(cfg, run_id, spec) if (tracker_factory and main) else None
 
@@ -179,7 +179,7 @@ def _train_claimed(
         if tracker:
             tracker.log_branch(branch_record)
 
-    progress = bool(cfg.get("logging", {}).get("progress", True))
+    progress = bool(cfg["logging"]["progress"])
     trainer = Trainer(spec, corpus, model, accelerator, cfg, ckpt_dir, on_eval, on_branch, progress)
     resumed = trainer.try_resume()
     resumed_at = trainer.state.step
