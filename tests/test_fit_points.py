@@ -174,7 +174,7 @@ def test_fits_group_budgets_by_the_record_tag(tmp_path: Path) -> None:
     # Without the tag the same C values fall into more than two groups: the tag is what holds them together.
     assert len(set(group_by_log(pts.c, 0.05))) > 2
     # The tag survives `scaling collect`: its table groups the same way.
-    runs, curves = collect_records(tmp_path)
+    runs, curves, _ = collect_records(tmp_path)
     (table, *_) = write_tables(runs, curves, tmp_path / "table")
     from_table = load_points(table)
     assert from_table.budget_from == "column budget"
