@@ -32,8 +32,6 @@ from scaling.records import (
 )
 from scaling.tracking import collect_wandb
 
-HELP = "Collect run records (or finished W&B runs) into one Parquet/CSV table for fitting"
-
 OUTPUTS = ("runs.parquet", "runs.csv", "curves.parquet")
 
 

@@ -24,8 +24,6 @@ from scaling.intervals import percentile_ci
 from scaling.laws import ChinchillaLaw
 from scaling.plan.fitted_law import FittedLaw, load_fit
 
-HELP = "Compare fitted laws (scaling fit --json files) with bootstrap uncertainty."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fits", nargs="+", type=Path, help="two or more FIT.json files from `scaling fit --json`")

@@ -26,9 +26,6 @@ from scaling.data.settings import (
 from scaling.data.shards import read_manifest
 from scaling.errors import ScalingError
 
-HELP = "Tokenize a Hugging Face dataset (hub or local files) into sharded token memmaps for training."
-
-
 _CLI_KEYS = {
     "name": "name",
     "path": "path",

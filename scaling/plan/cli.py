@@ -20,8 +20,6 @@ from scaling.plan.planner import (
     place_models,
 )
 
-HELP = "Plan a run for a FLOP budget: compute-optimal N and D, a model shape, GPU-hours (published or fitted law)."
-
 DEFAULT_LAW = "hoffmann2022"
 DEFAULT_VOCAB = 50304
 

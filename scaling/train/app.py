@@ -149,8 +149,65 @@ def check_command_line(argv: list[str]) -> None:
         raise ScalingError(_one_line(err)) from None
 
 
+#: The main keys, one line each, for ``scaling-train --help`` (every key: ``--cfg job``; types: scaling.config).
+MAIN_KEYS = (
+    ("train.tokens | tokens_per_param | flops", "the budget: set exactly one, the others null"),
+    ("train.flops_convention", "kaplan | six_n | exact: how train.flops is counted"),
+    ("train.batch_size", "sequences per step; null = the hparams law of N"),
+    ("train.device", "auto | cpu | cuda"),
+    ("train.dry_run", "true: list the resolved run(s), train nothing"),
+    ("model.d_model, n_layers, n_heads", "the shape (model.context: sequence length)"),
+    ("model.target_params", "pick the shape for this parameter count instead"),
+    ("optim.lr", "peak learning rate; null = the hparams law of N"),
+    ("data.vocab_size", "the local BPE's vocabulary (data=pysource)"),
+    ("logging.wandb", "true | false; offline without W&B credentials"),
+    ("paths.results", "records go to <results>/<experiment_name>/runs/"),
+    ("seed", "initialisation and data order"),
+)
+EXAMPLES = (
+    ("scaling-train train.tokens=2e6 model.d_model=128 model.n_layers=4", "one small run"),
+    ("scaling-train -m +experiment=demo hydra/launcher=packed", "the demo sweep, two runs at a time"),
+    ("scaling-train -m +experiment=isoflop train.dry_run=true", "list an isoFLOP grid, train nothing"),
+)
+
+
+def help_text() -> str:
+    """``scaling-train --help``: the config groups with their options (read from CONFIG_DIR), main keys, examples.
+
+    Replaces Hydra's generic "powered by Hydra" page; Hydra's own flags stay under --hydra-help.
+    """
+    groups = sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+    width = max(len(g.name) for g in groups) + 2
+    group_lines = [f"  {g.name + ':':<{width}}{', '.join(sorted(f.stem for f in g.glob('*.yaml')))}" for g in groups]
+    key_width = max(len(k) for k, _ in MAIN_KEYS) + 2
+    example_width = max(len(e) for e, _ in EXAMPLES) + 2
+    return "\n".join(
+        [
+            "scaling-train: train one transformer (a sweep of them with -m) and write its run record",
+            "to <paths.results>/<experiment_name>/runs/<run_id>.json, the input of `scaling fit`.",
+            "",
+            "usage: scaling-train [-m] [GROUP=OPTION ...] [KEY=VALUE ...]",
+            "",
+            "Config groups (GROUP=OPTION; a preset is added with +experiment=NAME):",
+            *group_lines,
+            "",
+            "Main keys (KEY=VALUE; `scaling-train --cfg job` prints every key):",
+            *(f"  {k:<{key_width}}{text}" for k, text in MAIN_KEYS),
+            "",
+            "Examples:",
+            *(f"  {e:<{example_width}}# {text}" for e, text in EXAMPLES),
+            "",
+            "A mistake on the command line or in the config is one `error:` line and exit status 2.",
+            "Hydra's own flags (--cfg, --multirun, --config-dir, ...): scaling-train --hydra-help",
+        ]
+    )
+
+
 def main() -> None:
     """Console entry point: the command line is checked first, so a mistake is one line and exit 2."""
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        print(help_text())
+        return
     try:
         check_command_line(sys.argv[1:])
     except ScalingError as err:
