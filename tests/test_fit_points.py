@@ -202,8 +202,8 @@ def test_collect_table_with_empty_budget_cells(tmp_path: Path) -> None:
     path = tmp_path / "runs.csv"
     path.write_text(
         "run_id,status,N_non_embedding,N_with_head,N_total,D,C_kaplan,C_six_n,C_exact,budget,budget_convention,loss\n"
-        "a,finished,1,2,3,1e8,1e15,1e15,1e15,1e15,exact,4.0\n"
-        "b,finished,1,2,3,2e8,2e15,2e15,2e15,,,3.9\n"
+        "a,finished,1e6,1.5e6,2e6,1e8,1e15,1e15,1e15,1e15,exact,4.0\n"
+        "b,finished,1e6,1.5e6,2e6,2e8,2e15,2e15,2e15,,,3.9\n"
     )
     pts = load_points(path)
     assert pts.budget[0] == 1e15 and math.isnan(pts.budget[1])

@@ -223,6 +223,12 @@ def _loss_vs_c(res: FitResults, plt: Any, name: str) -> Any:
         ax.plot([res.at_flops], [l_star], "C3*", ms=12, label=f"reporting budget C*={res.at_flops:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    shown = [p.loss, *[cv.loss for cv in curves]]
+    if k is not None and k.l_c is not None:
+        shown.append(k.l_c.predict(grid))
+    if res.approach3 is not None:
+        shown.append(res.approach3.compute_optimal(grid).loss)
+    _clip_to_data(ax, np.concatenate(shown))
     _log_ticks(ax.yaxis, dense=True)
     ax.set_xlabel(f"C (FLOPs: {p.c_from})")
     ax.set_ylabel("loss")
