@@ -27,30 +27,29 @@ from scaling.records import (
     CURVE_COLUMNS,
     atomic_write,
     curve_rows,
-    iter_record_paths,
-    read_record,
+    read_unique_records,
     record_to_row,
 )
 from scaling.tracking import collect_wandb
 
-HELP = "collect run records (or finished W&B runs) into one Parquet/CSV table for fitting"
-
 OUTPUTS = ("runs.parquet", "runs.csv", "curves.parquet")
 
 
-def collect_records(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(run rows, curve rows) of every record below ``root``; a corrupt record is a ScalingError."""
+def collect_records(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """(run rows, curve rows, note on copies dropped) of every run below ``root``, each run once.
+
+    A corrupt record, or two different records of one run id, is a ScalingError.
+    """
     if not root.exists():
         raise ScalingError(f"no such results path: {root}")
-    paths = list(iter_record_paths(root))
-    if not paths:
+    records, duplicates = read_unique_records(root)
+    if not records:
         raise ScalingError(f"no run records under {root} (expected {root}/runs/<run_id>.json; train some runs first)")
     runs, curves = [], []
-    for path in paths:
-        record = read_record(path)
+    for _, record in records:
         runs.append(record_to_row(record))
         curves.extend(curve_rows(record["run_id"], record["curve"]))
-    return runs, curves
+    return runs, curves, duplicates
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -90,13 +89,16 @@ def run(args: argparse.Namespace) -> int:
         if args.wandb.count("/") != 1 or not all(args.wandb.split("/")):
             raise ScalingError(f"--wandb wants ENTITY/PROJECT, got {args.wandb!r}")
         runs, curves = collect_wandb(args.wandb, args.group)
+        duplicates = None
         source, out = f"W&B {args.wandb} group {args.group}", args.out or Path("results") / args.group / "wandb"
     else:
         if args.path is None:
             raise ScalingError("give a results folder (scaling collect results/EXP) or --wandb ENTITY/PROJECT")
-        runs, curves = collect_records(args.path)
+        runs, curves, duplicates = collect_records(args.path)
         source = str(args.path)
         out = args.out or (args.path.parent if args.path.is_file() else args.path)
+    if duplicates:
+        print(duplicates)
     paths = write_tables(runs, curves, out)
     counts = Counter(r["status"] for r in runs)
     branches = sum(1 for r in runs if r.get("branch_of"))

@@ -24,15 +24,15 @@ from scaling.intervals import percentile_ci
 from scaling.laws import ChinchillaLaw
 from scaling.plan.fitted_law import FittedLaw, load_fit
 
-HELP = "Compare fitted laws (scaling fit --json files) with bootstrap uncertainty."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fits", nargs="+", type=Path, help="two or more FIT.json files from `scaling fit --json`")
     parser.add_argument("--labels", help="comma-separated names (default: the fit files' folder names)")
     parser.add_argument("--at-flops", type=float, help="common budget C (default: the largest at_flops of the fits)")
     parser.add_argument("--plot", type=Path, help="write a PNG of L_opt(C) and N_opt(C) with 95%% bands")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random pairing of bootstrap replicates (default 0)"
+    )
 
 
 def _meta(path: Path) -> dict:
@@ -42,6 +42,15 @@ def _meta(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ScalingError(f"cannot read fit {path}: {err}") from None
+
+
+def _convention(meta: dict) -> str:
+    """How N and C were counted: the options of a fit made from records or a `scaling collect` table;
+    a plain CSV or Epoch's table is fitted with N and C as given, where --params/--flops do not apply."""
+    kind = (meta.get("input") or {}).get("kind")
+    if kind in ("csv", "epoch"):
+        return "N and C as given in the table"
+    return f"{meta.get('flops')} FLOP convention, N = {meta.get('params')}"
 
 
 def _optimum(law: ChinchillaLaw, flops: float) -> dict[str, np.ndarray]:
@@ -61,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels.split(",") if args.labels else [p.parent.name or p.stem for p in args.fits]
     if len(labels) != len(args.fits):
         raise ScalingError(f"--labels names {len(labels)} fits but {len(args.fits)} were given")
+    fits = [load_fit(p) for p in args.fits]  # first, so that a file that is no fit is named as such
     metas = [_meta(p) for p in args.fits]
-    conventions = {(m.get("params"), m.get("flops")) for m in metas}
+    conventions = {_convention(m) for m in metas}
     if len(conventions) > 1:
         raise ScalingError(
-            f"the fits use different N / FLOP conventions {sorted(map(str, conventions))}; refit them alike"
+            f"the fits use different N / FLOP conventions ({'; '.join(sorted(conventions))}); refit them alike"
         )
-    fits = [load_fit(p) for p in args.fits]
     flops = args.at_flops or max(float(m.get("at_flops") or 0) for m in metas)
     if not flops or flops <= 0:
         raise ScalingError("no common budget: pass --at-flops C")
@@ -79,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
         draws = _draws(fit)
         boots.append(_optimum(draws, flops) if draws is not None else None)
 
-    print(
-        f"Approach 3 laws compared at C = {flops:.4g} FLOPs ({metas[0].get('flops')} convention, N = {metas[0].get('params')})"
-    )
+    print(f"Approach 3 laws compared at C = {flops:.4g} FLOPs ({_convention(metas[0])})")
     header = f"{'fit':<16} {'alpha':>8} {'beta':>8} {'a':>22} {'N_opt':>26} {'D_opt':>26} {'L_opt':>22}"
     print(header)
     print("-" * len(header))
@@ -102,16 +109,21 @@ def run(args: argparse.Namespace) -> int:
     for (i, a), (j, b) in itertools.combinations(enumerate(labels), 2):
         d_loss = points[j]["L_opt"] - points[i]["L_opt"]
         d_a = points[j]["a"] - points[i]["a"]
-        line = f"{b} - {a}: dL_opt = {d_loss:+.4f}, da = {d_a:+.4f}"
         if boots[i] is not None and boots[j] is not None:
             k = min(len(boots[i]["L_opt"]), len(boots[j]["L_opt"]))
             pi, pj = rng.permutation(len(boots[i]["L_opt"]))[:k], rng.permutation(len(boots[j]["L_opt"]))[:k]
             lo, hi = percentile_ci(boots[j]["L_opt"][pj] - boots[i]["L_opt"][pi])
             alo, ahi = percentile_ci(boots[j]["a"][pj] - boots[i]["a"][pi])
-            verdict = "lower" if hi < 0 else "higher" if lo > 0 else "not distinguishable"
-            line += f" [{lo:+.4f}, {hi:+.4f}] -> {b} is {verdict}; da 95% CI [{alo:+.4f}, {ahi:+.4f}]"
+            verdict = f"{b} is lower" if hi < 0 else f"{b} is higher" if lo > 0 else "not distinguishable"
+            line = (
+                f"{b} - {a}: dL_opt = {d_loss:+.4f} (95% CI [{lo:+.4f}, {hi:+.4f}]: {verdict}); "
+                f"da = {d_a:+.4f} (95% CI [{alo:+.4f}, {ahi:+.4f}])"
+            )
         else:
-            line += " (no bootstrap samples: rerun `scaling fit --bootstrap K` for intervals)"
+            line = (
+                f"{b} - {a}: dL_opt = {d_loss:+.4f}, da = {d_a:+.4f} "
+                "(no bootstrap samples: rerun `scaling fit --bootstrap K` for intervals)"
+            )
         print(line)
     if args.plot:
         _plot(args.plot, labels, fits, flops)

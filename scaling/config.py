@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from scaling.errors import ScalingError
+
 T = TypeVar("T")
 
 #: The Hydra config folder (``train.yaml`` and one folder per group): the package's own
@@ -233,13 +235,60 @@ def from_node(schema: type[T], node: Mapping[str, Any]) -> T:
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from scaling.errors import ScalingError
-
     values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))  # type: ignore[return-value]
     except OmegaConfBaseException as err:
         raise ScalingError(f"{schema.__name__}: {str(err).splitlines()[0]}") from None
+
+
+#: Fields typed ``Any`` above (so that ``20`` and ``2e9`` keep their YAML type, and a run its id) that
+#: hold one number or null. The schema cannot check them, so :func:`check_numbers` does, before a run
+#: loads any data: ``train.tokens=abc`` is one line at once, not a traceback after the corpus loads.
+NUMBER_FIELDS = (
+    "train.tokens",
+    "train.tokens_per_param",
+    "train.flops",
+    "train.eval_tokens",
+    "model.target_params",
+    "schedule.warmup_tokens",
+    "grid.offset",
+    "data.max_bytes",
+    "data.bpe_train_bytes",
+    "data.max_documents",
+    "data.max_tokens",
+    "data.shard_tokens",
+)
+#: ``Any`` fields that hold a list of numbers or null.
+NUMBER_LIST_FIELDS = ("grid.tokens_per_param",)
+
+
+def _is_number(value: Any) -> bool:
+    """A number as the code reads it: int or float (not bool), or a string float() parses ("2e9")."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_numbers(cfg: Mapping[str, Any]) -> None:
+    """Raise one ScalingError naming the first numeric field (NUMBER_FIELDS) that holds no number."""
+    for dotted in NUMBER_FIELDS + NUMBER_LIST_FIELDS:
+        section, _, key = dotted.partition(".")
+        group = cfg.get(section)
+        if not isinstance(group, Mapping) or group.get(key) is None:
+            continue  # a data preset without this key, or null
+        value = group[key]
+        if dotted in NUMBER_LIST_FIELDS:
+            if not isinstance(value, list | tuple) or not all(_is_number(v) for v in value):
+                raise ScalingError(f"{dotted} must be a list of numbers or null, got {value!r}")
+        elif not _is_number(value):
+            raise ScalingError(f"{dotted} must be a number or null, got {value!r}")
 
 
 def register_schema(store: ConfigStore | None = None) -> None:

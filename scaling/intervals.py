@@ -44,4 +44,9 @@ def bootstrap_se(draws: Any) -> float:
     """Standard error: the standard deviation (ddof=1) of the finite draws; NaN with fewer than two."""
     values = np.asarray(draws, dtype=float).ravel()
     values = values[np.isfinite(values)]
-    return float(np.std(values, ddof=1)) if values.size >= 2 else float("nan")
+    if values.size < 2:
+        return float("nan")
+    # Extreme resamples reach 1e200 and more (a D_opt whose exponent nearly vanishes): their squares
+    # overflow and the spread is inf, which is the answer (reported as such), not a warning to print.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.std(values, ddof=1))

@@ -186,7 +186,9 @@ def read_record(path: str | Path) -> dict[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ScalingError(f"corrupt run record {path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+        raise ScalingError(
+            f"corrupt run record {path}: invalid JSON ({err.msg}: line {err.lineno} column {err.colno})"
+        ) from None
     return validate_record(record, source=str(path))
 
 
@@ -199,12 +201,37 @@ def iter_record_paths(root: str | Path) -> Iterator[Path]:
     yield from sorted(p for p in root.rglob("*.json") if p.parent.name == "runs")
 
 
+def read_unique_records(root: str | Path) -> tuple[list[tuple[Path, dict[str, Any]]], str | None]:
+    """Every record below ``root`` once per run id, with its path, and a one-line note of copies dropped.
+
+    The same folder copied twice under one path (``results/demo`` and ``results/backup/demo``) must
+    not count its runs twice: a record whose run id was already read and whose content is identical
+    is a copy and is dropped. Two records of one id that differ are two versions of one run (the id
+    hashes the config, :mod:`scaling.train.runid`); neither can be picked silently, so that is an error
+    naming both files.
+    """
+    first: dict[str, tuple[Path, dict[str, Any]]] = {}
+    copies = 0
+    for path in iter_record_paths(root):
+        record = read_record(path)
+        run_id = str(record["run_id"])
+        if run_id not in first:
+            first[run_id] = (path, record)
+            continue
+        kept_path, kept = first[run_id]
+        if kept != record:
+            raise ScalingError(f"run records {kept_path} and {path} share run id {run_id} but differ; keep one of them")
+        copies += 1
+    note = f"{copies} duplicate record(s) skipped: same run id and content as a record already read" if copies else None
+    return list(first.values()), note
+
+
 def load_records(root: str | Path, status: str | None = "finished") -> list[dict[str, Any]]:
-    """Load all run records below ``root`` (optionally only those with ``status``)."""
+    """Load all run records below ``root``, each run once (optionally only those with ``status``)."""
     root = Path(root)
     if not root.exists():
         raise ScalingError(f"no such results path: {root}")
-    records = [read_record(p) for p in iter_record_paths(root)]
+    records = [record for _, record in read_unique_records(root)[0]]
     if status is not None:
         records = [r for r in records if r["status"] == status]
     return records

@@ -354,7 +354,12 @@ def tracker_factory(cfg: dict[str, Any], run_id: str, spec: Any) -> WandbTracker
     if run.offline:
         auto = not os.environ.get("WANDB_MODE") and not _online_failed
         why = "no W&B credentials, " if auto else ""
-        print(f"wandb: {why}offline run {run.name} in {run.sync_dir}; upload it with: wandb sync {run.sync_dir}")
+        # One write of the whole line, flushed: the workers of a packed sweep share this stream, and a
+        # line printed in two pieces (text, then newline) interleaves with another worker's.
+        sys.stdout.write(
+            f"wandb: {why}offline run {run.name} in {run.sync_dir}; upload it with: wandb sync {run.sync_dir}\n"
+        )
+        sys.stdout.flush()
     tracker = WandbTracker(run, cfg, run_id)
     tracker.replay()
     return tracker

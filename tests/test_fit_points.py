@@ -174,7 +174,7 @@ def test_fits_group_budgets_by_the_record_tag(tmp_path: Path) -> None:
     # Without the tag the same C values fall into more than two groups: the tag is what holds them together.
     assert len(set(group_by_log(pts.c, 0.05))) > 2
     # The tag survives `scaling collect`: its table groups the same way.
-    runs, curves = collect_records(tmp_path)
+    runs, curves, _ = collect_records(tmp_path)
     (table, *_) = write_tables(runs, curves, tmp_path / "table")
     from_table = load_points(table)
     assert from_table.budget_from == "column budget"
@@ -202,8 +202,8 @@ def test_collect_table_with_empty_budget_cells(tmp_path: Path) -> None:
     path = tmp_path / "runs.csv"
     path.write_text(
         "run_id,status,N_non_embedding,N_with_head,N_total,D,C_kaplan,C_six_n,C_exact,budget,budget_convention,loss\n"
-        "a,finished,1,2,3,1e8,1e15,1e15,1e15,1e15,exact,4.0\n"
-        "b,finished,1,2,3,2e8,2e15,2e15,2e15,,,3.9\n"
+        "a,finished,1e6,1.5e6,2e6,1e8,1e15,1e15,1e15,1e15,exact,4.0\n"
+        "b,finished,1e6,1.5e6,2e6,2e8,2e15,2e15,2e15,,,3.9\n"
     )
     pts = load_points(path)
     assert pts.budget[0] == 1e15 and math.isnan(pts.budget[1])

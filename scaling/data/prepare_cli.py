@@ -21,9 +21,6 @@ from scaling.data.settings import data_overrides, load_preset
 from scaling.data.shards import read_manifest
 from scaling.errors import ScalingError
 
-HELP = "Tokenize a Hugging Face dataset (hub or local files) into sharded token memmaps for training."
-
-
 _CLI_KEYS = {
     "name": "name",
     "path": "path",

@@ -6,8 +6,6 @@ import argparse
 
 from scaling.explore import build_explorer
 
-HELP = "Write one self-contained HTML page (offline, no server) to explore your runs, fits and plans."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

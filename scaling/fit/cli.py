@@ -29,8 +29,6 @@ from scaling.intervals import percentile_ci
 from scaling.progress import PhaseProgress
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, atomic_write_json
 
-HELP = "Fit Kaplan and Chinchilla (Approaches 1-3) scaling laws to run records or a CSV."
-
 #: Kaplan / Approach 1 / Approach 2 refits per bootstrap are capped: they are cheap but not free.
 LAW_BOOT_CAP = 1000
 APPROACH3_PARAMS = 5
@@ -266,9 +264,10 @@ def _count(v: np.ndarray | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``scaling fit`` directly (``python -m scaling.fit.cli``)."""
+    from scaling.cli import SUBCOMMANDS
     from scaling.errors import report_user_errors
 
-    parser = argparse.ArgumentParser(prog="scaling fit", description=HELP)
+    parser = argparse.ArgumentParser(prog="scaling fit", description=SUBCOMMANDS["fit"].help)
     add_arguments(parser)
     return int(report_user_errors(run)(parser.parse_args(argv)))
 

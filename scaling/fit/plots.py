@@ -52,12 +52,56 @@ def _a3_draws(res: FitResults) -> ChinchillaLaw | None:
     return draws if draws is not None and np.shape(draws.E)[0] >= 2 else None
 
 
-def write_plots(res: FitResults, out_dir: str | Path) -> list[Path]:
-    """Write every figure the results support into ``out_dir``; returns the paths written."""
+def _si(value: float, _pos: object = None) -> str:
+    """Tick label in K/M/B/T (30K, 1M): ``3×10^4``-style labels collide on narrow log axes."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _log_ticks(axis: Any, dense: bool = False) -> None:
+    """Labels at 1, 2 and 5 per decade in plain or K/M/B numbers; unlabelled minor ticks.
+
+    Matplotlib's default labels every minor tick of a log axis spanning under a decade or two
+    (``6×10^0``, ``2×10^4 3×10^4``), which overlap and read badly.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    subs = tuple(float(k) for k in range(1, 10)) if dense else (1.0, 2.0, 5.0)  # dense: a loss axis under a decade
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(_si))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _legend(ax: Any, below: bool = False) -> None:
+    """The legend beside (or below) the axes, never over the data; constrained layout makes room for it."""
+    if below:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _clip_to_data(ax: Any, values: np.ndarray, band: tuple[np.ndarray, np.ndarray] | None = None) -> str | None:
+    """Fit the y axis (log) to ``values`` (data and central lines); a label saying so when ``band`` runs past it.
+
+    A bootstrap band of a law the data do not identify spans orders of magnitude (1e-5 to 1e4 for
+    the demo's Approach 3 at small N) and would flatten the data into a line; it is cut at the axes.
+    """
+    finite = values[np.isfinite(values) & (values > 0)]
+    lo, hi = float(finite.min()) / 1.08, float(finite.max()) * 1.08
+    ax.set_ylim(lo, hi)
+    if band is None:
+        return None
+    b_lo, b_hi = np.nanmin(band[0]), np.nanmax(band[1])
+    if b_lo < lo / 2 or b_hi > hi * 2:
+        return f"Approach 3 95% CI, cut at the axes:\nit spans {b_lo:.2g} to {b_hi:.2g} (poorly identified)"
+    return None
+
+
+def figures(res: FitResults) -> Any:
+    """(file name, figure) of every figure the results support, in order; the caller closes each."""
     plt = _plt()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
     for name, func in (
         ("loss_vs_N.png", _loss_vs_size),
         ("loss_vs_D.png", _loss_vs_size),
@@ -69,8 +113,17 @@ def write_plots(res: FitResults, out_dir: str | Path) -> list[Path]:
         ("holdout.png", _holdout),
     ):
         fig = func(res, plt, name)
-        if fig is None:
-            continue
+        if fig is not None:
+            yield name, fig
+
+
+def write_plots(res: FitResults, out_dir: str | Path) -> list[Path]:
+    """Write every figure the results support into ``out_dir``; returns the paths written."""
+    plt = _plt()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, fig in figures(res):
         path = out / name
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -82,8 +135,10 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
     p = res.points
     var = "N" if name == "loss_vs_N.png" else "D"
     x = p.n if var == "N" else p.d
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.4, 4.6), layout="constrained")
     sc = ax.scatter(x, p.loss, c=np.log10(p.c), cmap="viridis", s=14, alpha=0.8, label="final points")
+    shown = [p.loss]  # what the y axis must hold: the data and the central lines
+    band = None
     fig.colorbar(sc, ax=ax, label="log10 C (FLOPs)")
     grid = _logspace(x.min() / 1.5, x.max() * 1.5)
     k = res.kaplan
@@ -91,6 +146,7 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
     if fit is not None:
         ax.scatter(fit.x, fit.y, facecolors="none", edgecolors="k", s=40, label=f"frontier (best loss per {var})")
         ax.plot(grid, fit.predict(grid), "k-", lw=1.5, label=f"Kaplan {fit.law}: alpha_{var}={fit.alpha:.4g}")
+        shown.append(fit.predict(x))
         ks = k.samples if k is not None else {}
         if f"alpha_{var}" in ks and len(ks[f"alpha_{var}"]) >= 2:
             al, xc = ks[f"alpha_{var}"], ks[f"{var}_c"]
@@ -105,6 +161,7 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
             """The law with the other variable infinite: E + A/N^alpha (D -> inf) or E + B/D^beta (N -> inf)."""
             return law.loss(grid, math.inf) if var == "N" else law.loss(math.inf, grid)
 
+        shown.append(limit(res.approach3)[(grid >= x.min()) & (grid <= x.max())])
         ax.plot(
             grid,
             limit(res.approach3),
@@ -114,20 +171,26 @@ def _loss_vs_size(res: FitResults, plt: Any, name: str) -> Any:
         )
         draws = _a3_draws(res)
         if draws is not None:
-            lo, hi = _band(limit(draws))
-            ax.fill_between(grid, lo, hi, color="C3", alpha=0.15, lw=0, label="Approach 3 95% CI")
+            band = _band(limit(draws))
+            band_art = ax.fill_between(grid, *band, color="C3", alpha=0.15, lw=0, label="Approach 3 95% CI")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(grid[0], grid[-1])
+    cut = _clip_to_data(ax, np.concatenate(shown), band)
+    if cut:
+        band_art.set_label(cut)
+    _log_ticks(ax.xaxis)
+    _log_ticks(ax.yaxis, dense=True)
     ax.set_xlabel(f"{var} ({'parameters: ' + p.n_from if var == 'N' else 'tokens'})")
     ax.set_ylabel("loss")
     ax.set_title(f"Loss vs {var}")
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax)
     return fig
 
 
 def _loss_vs_c(res: FitResults, plt: Any, name: str) -> Any:
     p = res.points
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.0, 6.0), layout="constrained")
     curves = [c for c in p.curves if c is not None and len(c) >= 2]
     cmap = plt.get_cmap("viridis")
     ln_lo, ln_hi = math.log(p.n.min()), math.log(p.n.max())
@@ -136,7 +199,11 @@ def _loss_vs_c(res: FitResults, plt: Any, name: str) -> Any:
         ax.plot(
             cv.flops, cv.loss, color=cmap(t), lw=0.8, alpha=0.6, label="eval curves (colour: N)" if i == 0 else None
         )
-    ax.scatter(p.c, p.loss, c=np.log10(p.n), cmap="viridis", s=12, alpha=0.8, label="final points (colour: N)")
+    sc = ax.scatter(
+        p.c, p.loss, c=np.log10(p.n), cmap="viridis", vmin=ln_lo / math.log(10), vmax=ln_hi / math.log(10), s=12
+    )
+    sc.set_label("final points (colour: N)")
+    fig.colorbar(sc, ax=ax, label=f"log10 N ({p.n_from})")
     env = res.envelope
     if env is not None and len(env):
         ax.plot(env.c, env.loss, "k.", ms=4, label=f"compute-efficient frontier ({env.mode})")
@@ -156,10 +223,17 @@ def _loss_vs_c(res: FitResults, plt: Any, name: str) -> Any:
         ax.plot([res.at_flops], [l_star], "C3*", ms=12, label=f"reporting budget C*={res.at_flops:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    shown = [p.loss, *[cv.loss for cv in curves]]
+    if k is not None and k.l_c is not None:
+        shown.append(k.l_c.predict(grid))
+    if res.approach3 is not None:
+        shown.append(res.approach3.compute_optimal(grid).loss)
+    _clip_to_data(ax, np.concatenate(shown))
+    _log_ticks(ax.yaxis, dense=True)
     ax.set_xlabel(f"C (FLOPs: {p.c_from})")
     ax.set_ylabel("loss")
     ax.set_title("Loss vs compute")
-    ax.legend(fontsize=7, loc="upper right")
+    _legend(ax, below=True)
     return fig
 
 
@@ -184,11 +258,12 @@ def _isoflop(res: FitResults, plt: Any, name: str) -> Any:
         ax.plot(nn, b.curve(nn), color=color, lw=1.2, label=f"C={b.budget:.3g}")
         ax.plot([b.n_opt], [b.loss_min], marker="*" if b.used else "x", color=color, ms=11, mec="k", mew=0.6)
     ax.set_xscale("log")
+    _log_ticks(ax.xaxis)
     ax.set_xlabel(f"N ({p.n_from})")
     ax.set_ylabel("loss")
     ax.set_title("IsoFLOP profiles (Approach 2): ★ minimum, × left out", fontsize=11)
     if len(r.budgets) <= 12:
-        ax.legend(fontsize=7, ncol=2)
+        _legend(ax)
     return fig
 
 
@@ -205,7 +280,7 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
     if res.approach1 is not None:
         lo = min(lo, float(res.approach1.c.min()))
     grid = _logspace(lo / 2, max(float(p.c.max()), res.at_flops) * 2)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.6), layout="constrained")
     hoff = HOFFMANN2022.compute_optimal(grid)
     for ax, key, label in ((axes[0], "N_opt", "N_opt (parameters)"), (axes[1], "D_opt", "D_opt (tokens)")):
         if res.approach1 is not None:
@@ -248,7 +323,7 @@ def _optimal(res: FitResults, plt: Any, name: str) -> Any:
         ax.set_yscale("log")
         ax.set_xlabel("C (FLOPs)")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+        _legend(ax, below=True)
     axes[0].set_title("Compute-optimal model size")
     axes[1].set_title("Compute-optimal tokens")
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # room for the footnote
@@ -278,6 +353,7 @@ def _residuals(res: FitResults, plt: Any, name: str) -> Any:
         sc = ax.scatter(p.n, r, c=np.log10(p.c), cmap="viridis", s=12)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xscale("log")
+        _log_ticks(ax.xaxis)
         ax.set_xlabel(f"N ({p.n_from})")
         if i == 0:
             ax.set_ylabel("log(predicted) - log(observed)")
@@ -293,24 +369,29 @@ def _learning_curves(res: FitResults, plt: Any, name: str) -> Any:
     runs = sorted(lc.runs, key=lambda r: r.n)
     pick = [runs[i] for i in np.unique(np.linspace(0, len(runs) - 1, min(6, len(runs))).round().astype(int))]
     by_id = {c.run_id: c for c in res.points.curves if c is not None}
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.4, 4.6), layout="constrained")
     for i, r in enumerate(pick):
         cv = by_id.get(r.run_id)
         if cv is None:
             continue
         color = f"C{i}"
         tt = _logspace(float(cv.tokens[0]), float(cv.tokens[-1]))
-        ax.plot(cv.tokens, cv.loss, "o", color=color, ms=3, label=f"{r.run_id} (N={r.n:.3g})")
+        ax.plot(cv.tokens, cv.loss, "o", color=color, ms=3, label=f"N={_si(r.n)}, D={_si(float(cv.tokens[-1]))}")
         ax.plot(tt, r.full.predict(tt), "-", color=color, lw=1)
         if r.partial is not None:
             ax.plot(tt, r.partial.predict(tt), ":", color=color, lw=1.3)
             ax.axvline(r.t_used, color=color, lw=0.5, alpha=0.5)
+    ax.plot([], [], "k-", lw=1, label="fit on all points")
+    ax.plot([], [], "k:", lw=1.3, label=f"fit on the first {lc.fraction:.0%}")
+    ax.axvline(math.nan, color="k", lw=0.5, alpha=0.5, label=f"end of the first {lc.fraction:.0%}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_ticks(ax.xaxis)
+    _log_ticks(ax.yaxis, dense=True)
     ax.set_xlabel("tokens")
     ax.set_ylabel("val loss")
-    ax.set_title(f"Learning curves: fit on all points (—), on the first {lc.fraction:.0%} (···)")
-    ax.legend(fontsize=7)
+    ax.set_title(f"Learning curves: does the first {lc.fraction:.0%} predict the end?")
+    _legend(ax)
     return fig
 
 
@@ -333,5 +414,5 @@ def _holdout(res: FitResults, plt: Any, name: str) -> Any:
     ax.set_xlabel("observed loss (held-out runs)")
     ax.set_ylabel("predicted loss")
     ax.set_title(f"Hold-out: fit on C < {h.threshold:.3g}")
-    ax.legend(fontsize=8)
+    _legend(ax)
     return fig

@@ -34,8 +34,7 @@ from scaling.records import (
     FLOP_CONVENTIONS,
     PARAM_COUNTS,
     curve_point,
-    iter_record_paths,
-    read_record,
+    read_unique_records,
     record_to_row,
 )
 
@@ -85,6 +84,10 @@ class FitPoints:
     skipped: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     budget_from: str = ""
+    # What the loss was measured on (records only): corpus, tokenizer and vocab_size, each the one
+    # value all runs share, a sorted list where they differ, absent where the input does not say.
+    # A law in nats per token holds for that tokenizer only, so `scaling plan --fit` checks it.
+    measured_on: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.n)
@@ -158,22 +161,16 @@ def drop_highest(points: FitPoints, k: int) -> FitPoints:
 
 
 def _load_records(path: Path, params: str, flops: str) -> FitPoints:
-    paths = list(iter_record_paths(path))
-    if not paths:
+    records, duplicates = read_unique_records(path)
+    if not records:
         raise ScalingError(f"no run records (runs/*.json) found under {path}")
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
-    seen: dict[str, int] = {}
-    for p in paths:
-        rec = read_record(p)
+    for p, rec in records:
         if rec["status"] != "finished":
             skipped[rec["status"]] = skipped.get(rec["status"], 0) + 1
             continue
-        run_id = str(rec["run_id"])
-        if run_id in seen:  # same id in two experiments: keep both, told apart by experiment
-            run_id = f"{rec.get('experiment', p.parent.parent.name)}/{run_id}"
-        seen[run_id] = 1
-        rows.append(_record_row(rec, p, run_id, params, flops))
+        rows.append(_record_row(rec, p, str(rec["run_id"]), params, flops))
     if not rows:
         detail = ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
         raise ScalingError(f"no finished runs under {path} ({detail})")
@@ -197,9 +194,26 @@ def _load_records(path: Path, params: str, flops: str) -> FitPoints:
         n_from=f"params.{params}",
         c_from=f"flops.{flops}",
         skipped=skipped,
-        notes=tuple(notes),
+        notes=tuple(notes) if duplicates is None else (duplicates, *notes),
         budget_from=budget_from,
+        measured_on=_measured_on([rec for _, rec in records if rec["status"] == "finished"]),
     )
+
+
+def _measured_on(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The corpus, tokenizer and vocabulary the runs were measured on, as recorded (see FitPoints)."""
+    found: dict[str, set[Any]] = {"corpus": set(), "tokenizer": set(), "vocab_size": set()}
+    for rec in records:
+        corpus, tokenizer = rec.get("corpus") or {}, rec.get("tokenizer") or {}
+        found["corpus"].add(corpus.get("name"))
+        found["tokenizer"].add(tokenizer.get("spec") or tokenizer.get("name_or_path"))
+        found["vocab_size"].add(tokenizer.get("vocab_size"))
+    out: dict[str, Any] = {}
+    for key, values in found.items():
+        values.discard(None)
+        if values:
+            out[key] = values.pop() if len(values) == 1 else sorted(values, key=str)
+    return out
 
 
 def _positive(value: Any, what: str, where: str) -> float:
@@ -356,6 +370,8 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         c = _column(frame, c_col, path, line) if c_col else 6.0 * n * d
     if kind != "collect":
         notes.append("--params/--flops do not apply to this table: N and C are used as given")
+    if c_col and kind != "epoch":  # Epoch's D is derived from C, so C = 6 N D there by construction
+        notes.extend(_check_compute(n, d, c, path, line, c_col))
     if kind == "csv" and c_col is None:
         notes.append("no C column: C = 6 N D")
     budget, budget_from = np.full(len(frame), math.nan, dtype=float), ""
@@ -390,6 +406,30 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         notes=tuple(notes),
         budget_from=budget_from,
     )
+
+
+#: C / (6 N D) outside [1/C_REFUSE_FACTOR, C_REFUSE_FACTOR] on any row is refused; outside
+#: [1/C_WARN_FACTOR, C_WARN_FACTOR] it is reported. Every convention this project counts lies within
+#: a few times 6 N D (Kaplan et al. 2020, eq. 2.1; attention and the head add at most a few times more
+#: at small scale: 1.06-1.27 for the demo's exact FLOPs with N = with_head, up to 3.2 with
+#: N = non_embedding), so a C column a hundred times off is not FLOPs of that N and D.
+C_WARN_FACTOR = 3.0
+C_REFUSE_FACTOR = 100.0
+
+
+def _check_compute(n: np.ndarray, d: np.ndarray, c: np.ndarray, path: Path, line: np.ndarray, c_col: str) -> list[str]:
+    """Refuse a C column that cannot be the compute of its N and D; a note when it is merely far from 6 N D."""
+    ratio = c / (6.0 * n * d)
+    worst = int(np.argmax(np.abs(np.log(ratio))))
+    if not 1.0 / C_REFUSE_FACTOR <= ratio[worst] <= C_REFUSE_FACTOR:
+        raise ScalingError(
+            f"{path} line {line[worst]}: column {c_col!r} = {c[worst]:.4g} is {ratio[worst]:.3g} x 6 N D "
+            f"(N = {n[worst]:.4g}, D = {d[worst]:.4g}); C must be within {C_REFUSE_FACTOR:g}x of 6 N D "
+            "(drop the column to use C = 6 N D)"
+        )
+    if not 1.0 / C_WARN_FACTOR <= ratio[worst] <= C_WARN_FACTOR:
+        return [f"C / (6 N D) ranges {ratio.min():.3g} to {ratio.max():.3g}: check that C and N use one convention"]
+    return []
 
 
 def _collect_curves(

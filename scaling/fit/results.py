@@ -122,6 +122,8 @@ class FitResults:
                 "n_curve_points": int(sum(len(c) for c in p.curves if c is not None)),
                 "skipped": dict(p.skipped),
                 "notes": list(p.notes),
+                "max_C": float(p.c.max()),  # how far `scaling plan --fit` extrapolates is counted from here
+                "measured_on": dict(p.measured_on),
             },
             "options": dict(self.options),
             # Top level too: `scaling plan --fit` reads which parameter count N was.

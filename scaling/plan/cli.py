@@ -20,9 +20,13 @@ from scaling.plan.planner import (
     place_models,
 )
 
-HELP = "Plan a run for a FLOP budget: compute-optimal N and D, a model shape, GPU-hours (published or fitted law)."
-
 DEFAULT_LAW = "hoffmann2022"
+DEFAULT_VOCAB = 50304
+
+#: A plan at more than this many times the fit's largest C is flagged. Hoffmann et al. (2022) planned
+#: Chinchilla (5.76e23 FLOPs) about 200x past their largest isoFLOP budget (3e21); that far out a plan
+#: rests on the fitted exponents more than on measured runs, so it is said out loud.
+EXTRAPOLATION_FLAG = 100.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fit", default=None, metavar="FIT.json", help="law fitted by `scaling fit --json` (approach3)"
     )
     parser.add_argument("--family", default="llama", help=f"model family for the shape: {', '.join(FAMILIES)}")
-    parser.add_argument("--vocab-size", type=int, default=50304, help="vocabulary size for the shape (default 50304)")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        help=f"vocabulary size for the shape (default: the fit's, else {DEFAULT_VOCAB})",
+    )
+    parser.add_argument(
+        "--allow-vocab-mismatch",
+        action="store_true",
+        help="plan with a --vocab-size other than the one the --fit law was measured on",
+    )
     parser.add_argument("--context", type=int, default=2048, help="context length for the shape (default 2048)")
     parser.add_argument("--tie-embeddings", action="store_true", help="tie input embedding and output head")
     parser.add_argument(
@@ -170,6 +184,56 @@ def _models_text(law: Law) -> list[str]:
     return lines
 
 
+def _vocab_size(given: int | None, fitted: FittedLaw | None, allow_mismatch: bool) -> int:
+    """The vocabulary to plan with: a fitted law's loss is per token of the tokenizer it was measured on.
+
+    A different vocabulary changes what a token is, so the fitted L(N, D) does not transfer (Tao et
+    al. 2024, "Scaling Laws with Vocabulary"); planning with one needs --allow-vocab-mismatch.
+    """
+    measured = fitted.measured_on.get("vocab_size") if fitted else None
+    if given is None:
+        return measured if isinstance(measured, int) else DEFAULT_VOCAB
+    if isinstance(measured, int) and given != measured and not allow_mismatch:
+        raise ScalingError(
+            f"--vocab-size {given} contradicts the fit, whose law was measured with a {measured}-token vocabulary "
+            f"({fitted.path if fitted else ''}); omit --vocab-size, or pass --allow-vocab-mismatch"
+        )
+    return given
+
+
+def _extrapolation(fitted: FittedLaw, flops: float) -> float | None:
+    """How many times the fit's largest C the planned budget is (None for fit files that do not say)."""
+    return flops / fitted.max_flops if fitted.max_flops else None
+
+
+def _fit_lines(fitted: FittedLaw, flops: float) -> list[str]:
+    """Where the fitted law comes from and how far the plan leaves it."""
+    measured = ", ".join(f"{k} {v}" for k, v in fitted.measured_on.items()) or "not recorded in the fit file"
+    lines = ["", f"{'measured on':<15}{measured}"]
+    factor = _extrapolation(fitted, flops)
+    if factor is None:
+        lines.append(f"{'extrapolation':<15}unknown: the fit file does not record its largest C (refit to add it)")
+        return lines
+    lines.append(f"{'extrapolation':<15}{factor:.3g}x the fit's largest C ({fitted.max_flops:.3g} FLOPs)")
+    if factor > EXTRAPOLATION_FLAG:
+        lines.append(
+            f"FLAG: this plan extrapolates {factor:.3g}x beyond the largest fitted budget (flagged past "
+            f"{EXTRAPOLATION_FLAG:g}x); N_opt and D_opt there rest on the exponents alone"
+        )
+    return lines
+
+
+def _fit_json(fitted: FittedLaw, flops: float) -> dict[str, Any]:
+    factor = _extrapolation(fitted, flops)
+    return {
+        "path": str(fitted.path),
+        "measured_on": fitted.measured_on,
+        "max_flops": fitted.max_flops,
+        "extrapolation": factor,
+        "flagged": factor is not None and factor > EXTRAPOLATION_FLAG,
+    }
+
+
 def _plan_json(plan: Plan) -> dict[str, Any]:
     def alloc(a: Allocation) -> dict[str, float]:
         return {"n": a.n, "d": a.d, "tokens_per_param": a.tokens_per_param, "loss": a.loss, "flops_6nd": a.flops}
@@ -233,8 +297,9 @@ def run(args: argparse.Namespace) -> int:
         raise ScalingError("give --flops C (e.g. --flops 1e21) or --models")
     fitted: FittedLaw | None = load_fit(args.fit) if args.fit else None
     law: Law = fitted.law if fitted else get_law(args.law or DEFAULT_LAW)
-    if args.vocab_size <= 0 or args.context <= 0:
-        raise ScalingError(f"--vocab-size and --context must be positive, got {args.vocab_size} and {args.context}")
+    vocab_size = _vocab_size(args.vocab_size, fitted, args.allow_vocab_mismatch)
+    if vocab_size <= 0 or args.context <= 0:
+        raise ScalingError(f"--vocab-size and --context must be positive, got {vocab_size} and {args.context}")
     if args.family not in FAMILIES:
         raise ScalingError(f"unknown model family {args.family!r}; known: {', '.join(FAMILIES)}")
     plan = None
@@ -243,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
             fitted or law,
             flops,
             family=args.family,
-            vocab_size=args.vocab_size,
+            vocab_size=vocab_size,
             context=args.context,
             tie_embeddings=args.tie_embeddings,
             inference_tokens=_number(args.inference_tokens, "--inference-tokens"),
@@ -254,13 +319,15 @@ def run(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {}
         if plan is not None:
             out["plan"] = _plan_json(plan)
+            if fitted is not None:
+                out["plan"]["fit"] = _fit_json(fitted, plan.flops)
         if args.models:
             out["models"] = _models_json(law)
         print(json.dumps(out, indent=2))
         return 0
     blocks = []
     if plan is not None:
-        blocks.append(_plan_text(plan, fitted))
+        blocks.append(_plan_text(plan, fitted) + (_fit_lines(fitted, plan.flops) if fitted else []))
     if args.models:
         blocks.append(_models_text(law))
     print("\n\n".join("\n".join(b) for b in blocks))

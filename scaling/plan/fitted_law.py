@@ -8,7 +8,7 @@ evaluating the law on every row at once (the same code path as the point estimat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,10 @@ class FittedLaw:
     samples: np.ndarray | None  # shape (k, 5), finite rows only
     dropped_samples: int
     path: Path
+    # The largest C among the fitted runs (input.max_C) and the corpus, tokenizer and vocab_size they were
+    # measured on (input.measured_on); None and {} for fit files written before these were recorded.
+    max_flops: float | None = None
+    measured_on: dict[str, Any] = field(default_factory=dict)
 
     def allocation_ci(self, flops: float) -> dict[str, tuple[float, float]] | None:
         """95% percentile intervals of N_opt, D_opt, tokens/param and loss at ``flops`` over the samples."""
@@ -99,4 +103,14 @@ def load_fit(path: str | Path) -> FittedLaw:
         corpus="the fitted runs' validation data",
     ).checked()
     samples, dropped = _samples_array(fit.get("samples"), path)
-    return FittedLaw(law=law, samples=samples, dropped_samples=dropped, path=path)
+    given = data.get("input") if isinstance(data.get("input"), dict) else {}
+    max_c = given.get("max_C")
+    measured_on = given.get("measured_on")
+    return FittedLaw(
+        law=law,
+        samples=samples,
+        dropped_samples=dropped,
+        path=path,
+        max_flops=float(max_c) if isinstance(max_c, int | float) and max_c > 0 else None,
+        measured_on=dict(measured_on) if isinstance(measured_on, dict) else {},
+    )

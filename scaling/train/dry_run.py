@@ -43,6 +43,9 @@ class ResolvedJob:
 
 def resolve_job(cfg: dict[str, Any], overrides: list[str]) -> ResolvedJob:
     """Resolve one composed job config exactly as ``run_training`` will (WSD budgets merged first)."""
+    from scaling.config import check_numbers
+
+    check_numbers(cfg)
     cfg = merge_wsd_budgets(cfg)
     vocab, source = job_vocab(cfg)
     return ResolvedJob(list(overrides), cfg, resolve_spec(cfg, vocab), source)
