@@ -175,6 +175,7 @@ class PySourceDataConfig:
     bpe_train_bytes: Any = MISSING  # bytes of corpus the BPE is trained on
     val_fraction: float = MISSING  # share of files held out for validation
     allow_repeat: bool = MISSING  # train past one epoch (recorded as epochs)
+    unique_tokens: Any = MISSING  # train on U tokens of the training split (spread blocks), repeated; null = all
 
 
 @dataclass

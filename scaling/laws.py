@@ -340,3 +340,130 @@ def inference_optimal(law: Law, reference: Allocation, inference_tokens: float) 
     n = math.exp(best)
     d = law.tokens_for_loss(n, target)
     return Allocation(n, d, float(law.loss(n, d)))
+
+
+# ----------------------------------------------------------------------------- data-constrained
+
+
+@dataclass(frozen=True)
+class DataConstrainedLaw:
+    """Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (arXiv 2305.16264), eq. (5)-(7).
+
+    The Chinchilla form with effective data D′ and effective parameters N′ (A, B, E, α, β: ``base``):
+    repeated epochs beyond the first and parameters beyond what U unique tokens support decay in
+    value with constants R_D* and R_N*::
+
+        R_D = max(D/U - 1, 0),           D′ = U + U R_D* (1 - exp(-R_D / R_D*))
+        U_N = min(N, G (G U)^(β/α)),     R_N = max(N/U_N - 1, 0),   N′ = U_N + U_N R_N* (1 - exp(-R_N / R_N*))
+
+    with G = (αA / (βB))^(1/(α+β)) (Hoffmann et al. 2022, eq. 4), so U_N is the compute-optimal model
+    size for a one-epoch run on U tokens. Like :class:`ChinchillaLaw` the parameters may be arrays (one
+    law per bootstrap draw); ``loss`` is elementwise, the optima are for one law.
+    """
+
+    base: ChinchillaLaw
+    r_d: Value  # R_D*: repetitions of the data at which their value has decayed by 1/e
+    r_n: Value  # R_N*: the same for excess parameters, in units of U_N
+    name: str = field(default="data-constrained", kw_only=True)
+    description: str = field(default="L = E + A/N'^alpha + B/D'^beta (Muennighoff et al. 2023)", kw_only=True)
+    corpus: str = field(default="unknown corpus", kw_only=True)
+
+    def unique_params(self, unique: Any) -> Value:
+        """G (G U)^(β/α): the parameters U unique tokens support (the one-epoch compute-optimal N)."""
+        _, _, _, alpha, beta = self.base._arrays()
+        with np.errstate(all="ignore"):
+            g = np.asarray(self.base.G, dtype=float)
+            return _plain(g * np.power(g * np.asarray(unique, dtype=float), beta / alpha))
+
+    def effective_data(self, d: Any, unique: Any) -> Value:
+        """D′: U plus the decayed value of the R_D = D/U - 1 repetitions."""
+        d, u = np.asarray(d, dtype=float), np.asarray(unique, dtype=float)
+        r_d = np.asarray(self.r_d, dtype=float)
+        with np.errstate(all="ignore"):
+            repeats = np.maximum(d / u - 1.0, 0.0)
+            return _plain(u + u * r_d * (1.0 - np.exp(-repeats / r_d)))
+
+    def effective_params(self, n: Any, unique: Any) -> Value:
+        """N′: U_N plus the decayed value of the R_N = N/U_N - 1 excess parameters."""
+        n = np.asarray(n, dtype=float)
+        r_n = np.asarray(self.r_n, dtype=float)
+        with np.errstate(all="ignore"):
+            u_n = np.minimum(n, self.unique_params(unique))
+            excess = np.maximum(n / u_n - 1.0, 0.0)
+            return _plain(u_n + u_n * r_n * (1.0 - np.exp(-excess / r_n)))
+
+    def loss(self, n: Any, d: Any, unique: Any) -> Value:
+        """E + A/N′^α + B/D′^β for N parameters trained on D tokens of which U are unique."""
+        return self.base.loss(self.effective_params(n, unique), self.effective_data(d, unique))
+
+    def _on_budget(self, flops: float, unique: float, n: Any) -> Any:
+        d = flops / (6.0 * np.asarray(n, dtype=float))
+        return self.loss(n, d, np.minimum(unique, d))
+
+    def grid_optimum(self, flops: float, unique: float, steps: int = 500) -> Allocation:
+        """The optimum as the datablations README searches for it: from the unconstrained N_opt, D_opt,
+        scale N by 1/f and D by f (and the reverse) for ``steps`` f in [1.0001, 3], keep the lowest loss.
+
+        Kept to reproduce the published allocation; :meth:`optimum` is the law's true minimum (the grid
+        cannot leave the band [N_opt/3, 3 N_opt])."""
+        n0, d0 = float(self.base.n_opt(flops)), float(self.base.d_opt(flops))
+        f = np.linspace(1.0001, 3.0, steps)
+        n = np.concatenate([n0 / f, n0 * f])
+        d = np.concatenate([d0 * f, d0 / f])
+        losses = np.asarray(self.loss(n, d, np.minimum(unique, d)))
+        i = int(np.nanargmin(losses))
+        return Allocation(float(n[i]), float(d[i]), float(losses[i]))
+
+    def optimum(self, flops: float, unique: float) -> Allocation:
+        """The N (and D = C/6N) minimising the loss for budget C with at most U unique tokens.
+
+        The loss along C = 6ND is scanned on a log grid six decades either side of the unconstrained
+        N_opt and the best cell refined by bounded Brent search (the decays make it non-convex, so a
+        local search alone could stop in the wrong valley)."""
+        from scipy.optimize import minimize_scalar
+
+        centre = math.log(float(self.base.n_opt(flops)))
+        grid = np.linspace(centre - 6 * math.log(10), centre + 6 * math.log(10), 2401)
+        losses = np.asarray(self._on_budget(flops, unique, np.exp(grid)))
+        i = int(np.nanargmin(losses))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+        res = minimize_scalar(
+            lambda x: float(self._on_budget(flops, unique, math.exp(x))),
+            bounds=(lo, hi),
+            method="bounded",
+            options={"xatol": 1e-12},
+        )
+        best = float(res.x) if res.fun <= losses[i] else float(grid[i])
+        n = math.exp(best)
+        return Allocation(n, flops / (6.0 * n), float(self._on_budget(flops, unique, n)))
+
+
+#: Muennighoff et al. 2023's C4 law, as stated in the datablations README: the base is their tied-exponent
+#: fit to Chinchilla's C4 isoFLOP points (a, b, e, α = β), R_D* and R_N* their fit to 182 of their runs.
+MUENNIGHOFF2023 = DataConstrainedLaw(
+    ChinchillaLaw(
+        *(math.exp(0.6254804), math.exp(6.255414), math.exp(7.3049974), 0.3526596, 0.3526596),
+        name="muennighoff2023-base",
+        description="Muennighoff et al. 2023 C4 base law (alpha = beta)",
+        corpus="C4, GPT-2 tokenizer",
+    ),
+    15.387756,
+    5.309743,
+    name="muennighoff2023",
+    description="Muennighoff et al. 2023 data-constrained law (C4): R_D* = 15.39, R_N* = 5.31",
+    corpus="C4, GPT-2 tokenizer",
+)
+
+DATA_CONSTRAINED_LAWS: dict[str, DataConstrainedLaw] = {MUENNIGHOFF2023.name: MUENNIGHOFF2023}
+
+
+def get_data_constrained_law(name: str) -> DataConstrainedLaw:
+    """A built-in law with R_D* and R_N*, or a one-line error (a law without them cannot plan under a data limit)."""
+    if name in DATA_CONSTRAINED_LAWS:
+        return DATA_CONSTRAINED_LAWS[name]
+    if name in LAWS:
+        raise ScalingError(
+            f"law {name} has no R_D*/R_N* and cannot plan under a data limit; "
+            f"use --law {', '.join(DATA_CONSTRAINED_LAWS)} or --fit FIT.json from `scaling fit --form data-constrained`"
+        )
+    raise ScalingError(f"unknown data-constrained law {name!r}; known: {', '.join(DATA_CONSTRAINED_LAWS)}")

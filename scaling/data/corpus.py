@@ -12,6 +12,7 @@ Two kinds of corpus:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -188,11 +189,39 @@ def load_prepared_hf(data: Mapping[str, Any]) -> TrainingCorpus:
 
 
 def load_corpus(data: Mapping[str, Any], cache_dir: Path | None = None) -> TrainingCorpus:
-    """Dispatch on ``data.kind``."""
+    """Dispatch on ``data.kind``; then cap the training split at ``data.unique_tokens`` when set."""
     kind = data["kind"]
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if kind == "pysource":
-        return load_pysource(data, cache_dir)
-    if kind == "hf":
-        return load_prepared_hf(data)
-    raise ScalingError(f"unknown data.kind {kind!r}; known: pysource, hf")
+        corpus = load_pysource(data, cache_dir)
+    elif kind == "hf":
+        corpus = load_prepared_hf(data)
+    else:
+        raise ScalingError(f"unknown data.kind {kind!r}; known: pysource, hf")
+    return cap_unique_tokens(corpus, data.get("unique_tokens"))
+
+
+def cap_unique_tokens(corpus: TrainingCorpus, unique_tokens: Any) -> TrainingCorpus:
+    """Train on U tokens of the training split only, repeated (Muennighoff et al. 2023's setup: a fixed
+    pool of unique data seen for D/U epochs), taken in blocks spread over the split
+    (:meth:`TokenStream.spread_sample`) so that the pool is drawn from the same files as validation.
+
+    The record's ``corpus.train_tokens`` is then U and ``training.epochs`` is D/U;
+    ``corpus.unique_tokens`` says the split was capped.
+    """
+    if unique_tokens is None:
+        return corpus
+    try:
+        u = float(unique_tokens)
+    except (TypeError, ValueError):
+        raise ScalingError(f"data.unique_tokens must be a number of tokens or null, got {unique_tokens!r}") from None
+    if not (math.isfinite(u) and u >= 1 and u == int(u)):
+        raise ScalingError(f"data.unique_tokens must be a positive whole number of tokens, got {unique_tokens!r}")
+    if u > len(corpus.train):
+        raise ScalingError(
+            f"data.unique_tokens={int(u)} exceeds the training split ({len(corpus.train)} tokens of {corpus.name})"
+        )
+    corpus.train = corpus.train.spread_sample(int(u))
+    corpus.extra["unique_tokens"] = int(u)
+    corpus.allow_repeat = True
+    return corpus

@@ -116,9 +116,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delta", type=_positive_float, default=1e-3, help="Huber delta of the Approach 3 fit (default 1e-3)"
     )
+    dc = parser.add_argument_group("data-constrained (Muennighoff et al. 2023; scaling.fit.data_constrained)")
+    dc.add_argument(
+        "--form",
+        choices=("chinchilla", "data-constrained"),
+        default="chinchilla",
+        help="data-constrained: fit R_D*, R_N* to runs with N, D, U (unique tokens) and loss",
+    )
+    dc.add_argument("--base", metavar="FIT.json", help="hold this Approach 3 fit as the base (default: C4 constants)")
+    dc.add_argument("--joint", action="store_true", help="fit the base law jointly with R_D*, R_N*")
+    dc.add_argument(
+        "--objective",
+        choices=("log-huber", "raw-huber", "datablations"),
+        default="log-huber",
+        help="summed Huber of log or raw residuals, or the datablations notebook's float32 L-BFGS (default log-huber)",
+    )
+    dc.add_argument("--only", metavar="COLUMN", help="table input: keep rows whose boolean COLUMN is true")
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "form", "chinchilla") == "data-constrained":
+        from scaling.fit import data_constrained
+
+        return data_constrained.run(args, atomic_write_json)
     points = load_points(args.path, params=args.params, flops=args.flops, drop_highest_loss=args.drop_highest_loss)
     require_fittable(points, APPROACH3_PARAMS, "Approach 3 (L = E + A/N^alpha + B/D^beta)")
     if not 0 < args.curve_fraction < 1:

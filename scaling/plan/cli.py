@@ -36,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--fit", default=None, metavar="FIT.json", help="law fitted by `scaling fit --json` (approach3)"
     )
+    parser.add_argument(
+        "--unique-tokens",
+        type=str,
+        default=None,
+        metavar="U",
+        help="unique tokens available: plan under the data-constrained law (--law muennighoff2023 or a "
+        "`scaling fit --form data-constrained` --fit)",
+    )
     parser.add_argument("--family", default="llama", help=f"model family for the shape: {', '.join(FAMILIES)}")
     parser.add_argument(
         "--vocab-size",
@@ -293,6 +301,9 @@ def _models_json(law: Law) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     flops = _number(args.flops, "--flops")
+    unique = _number(args.unique_tokens, "--unique-tokens")
+    if unique is not None:
+        return _run_data_constrained(args, flops, unique)
     if flops is None and not args.models:
         raise ScalingError("give --flops C (e.g. --flops 1e21) or --models")
     fitted: FittedLaw | None = load_fit(args.fit) if args.fit else None
@@ -331,4 +342,19 @@ def run(args: argparse.Namespace) -> int:
     if args.models:
         blocks.append(_models_text(law))
     print("\n\n".join("\n".join(b) for b in blocks))
+    return 0
+
+
+def _run_data_constrained(args: argparse.Namespace, flops: float | None, unique: float) -> int:
+    """``--unique-tokens U``: the data-constrained plan (scaling.plan.data_constrained)."""
+    from scaling.plan.data_constrained import make_data_constrained_plan, plan_json, plan_text
+
+    if flops is None:
+        raise ScalingError("--unique-tokens needs a budget: give --flops C")
+    plan = make_data_constrained_plan(args.law, args.fit, flops, unique)
+    print(
+        json.dumps({"data_constrained_plan": plan_json(plan)}, indent=2)
+        if args.json
+        else "\n".join(plan_text(plan, _si))
+    )
     return 0

@@ -68,6 +68,16 @@ def _samples_array(raw: Any, path: Path) -> tuple[np.ndarray | None, int]:
     return arr[ok], int((~ok).sum())
 
 
+def read_fit_json(path: Path) -> Any:
+    """The parsed content of a ``scaling fit --json`` file, or a one-line error (missing, not JSON)."""
+    if not path.is_file():
+        raise ScalingError(f"fit file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ScalingError(f"{path} is not valid JSON ({err.__class__.__name__}: {err})") from None
+
+
 def load_fit(path: str | Path) -> FittedLaw:
     """Read the ``approach3`` object of a ``scaling fit --json`` file as a law.
 
@@ -76,12 +86,7 @@ def load_fit(path: str | Path) -> FittedLaw:
     count the fit used, ``params`` at top level or in ``approach3`` (default ``with_head``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ScalingError(f"fit file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ScalingError(f"{path} is not valid JSON ({err.__class__.__name__}: {err})") from None
+    data = read_fit_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("approach3"), dict):
         raise ScalingError(f"{path} has no 'approach3' object; run `scaling fit --json` with Approach 3")
     fit = data["approach3"]

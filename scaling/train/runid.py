@@ -25,13 +25,15 @@ EXCLUDED = (
     "train.threads",
     "train.dry_run",
 )
+# Keys added after runs were recorded: left out while null (their default), so older configs keep their ids.
+OMITTED_WHEN_NULL = ("data.unique_tokens",)
 
 
 def _strip(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in cfg.items():
         dotted = f"{prefix}{key}"
-        if dotted in EXCLUDED:
+        if dotted in EXCLUDED or (value is None and dotted in OMITTED_WHEN_NULL):
             continue
         out[key] = _strip(value, dotted + ".") if isinstance(value, Mapping) else value
     return out
