@@ -208,8 +208,10 @@ def test_spread_sample_takes_blocks_across_shards() -> None:
 
 def test_unique_tokens_caps_the_training_split() -> None:
     from scaling.data.corpus import cap_unique_tokens, load_corpus
+    from tests.conftest import compose_train
 
-    data = {"kind": "pysource", "max_bytes": 2000000, "vocab_size": 512, "bpe_train_bytes": 1e6}
+    overrides = ["data=pysource", "data.max_bytes=2000000", "data.vocab_size=512", "data.bpe_train_bytes=1e6"]
+    data = compose_train(overrides)["data"]
     corpus = cap_unique_tokens(load_corpus(data), 5000)
     assert len(corpus.train) == 5000 and corpus.describe()["unique_tokens"] == 5000
     with pytest.raises(ScalingError, match="exceeds the training split"):

@@ -198,7 +198,7 @@ def load_corpus(data: Mapping[str, Any], cache_dir: Path | None = None) -> Train
         corpus = load_prepared_hf(data)
     else:
         raise ScalingError(f"unknown data.kind {kind!r}; known: pysource, hf")
-    return cap_unique_tokens(corpus, data.get("unique_tokens"))
+    return cap_unique_tokens(corpus, data["unique_tokens"])
 
 
 def cap_unique_tokens(corpus: TrainingCorpus, unique_tokens: Any) -> TrainingCorpus:
