@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from scaling.damage import disk_full_error, is_disk_full
 from scaling.errors import ScalingError
 
 SCHEMA_VERSION = 1
@@ -108,19 +109,25 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
     A reader never sees half a file and a killed writer leaves the old file in place (``os.replace``
     is atomic on POSIX). The one home for atomic writes: records, caches, manifests and tables.
+    A full disk or quota leaves the old file too, and is one ScalingError naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.close(fd)
         write(Path(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            kept = "the previous version is kept" if path.exists() else "nothing was written"
+            raise disk_full_error(path, kept) from None
         raise
 
 
@@ -183,6 +190,8 @@ def read_record(path: str | Path) -> dict[str, Any]:
         raise ScalingError(f"run record not found: {path}") from None
     except OSError as err:
         raise ScalingError(f"cannot read run record {path}: {err.strerror}") from None
+    except UnicodeDecodeError:  # flipped bytes
+        raise ScalingError(f"corrupt run record {path}: not UTF-8 text") from None
     try:
         record = json.loads(text)
     except json.JSONDecodeError as err:

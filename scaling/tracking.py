@@ -163,7 +163,18 @@ class WandbTracker:
         self.last_step = 0
         self.branches: dict[str, dict[str, Any]] = {}
         self.closed = False
+        self.failed = False  # W&B broke mid-run (e.g. its offline folder was damaged): reported once, then off
         self._define_axes()
+
+    def _safely(self, what: str, call: Any, *args: Any) -> None:
+        """Run one W&B call; the first failure is one warning line and ends tracking, never the training."""
+        if self.failed:
+            return
+        try:
+            call(*args)
+        except Exception as err:
+            self.failed = True
+            _warn(f"W&B logging off for run {self.run_id}: {what} failed: {_first_line(err)}")
 
     def _define_axes(self) -> None:
         for axis in CURVE_AXES:
@@ -181,10 +192,14 @@ class WandbTracker:
         if step <= self.last_step:
             return
         self.last_step = step
-        self.run.log(curve_point(point))
+        self._safely("logging an eval point", self.run.log, curve_point(point))
 
     def log_branch(self, record: Mapping[str, Any]) -> None:
-        """Log a WSD cooldown branch: a summary row under ``wsd_branches`` and a ``wsd/*`` end point."""
+        """Log a WSD cooldown branch (never raises: see :meth:`_safely`)."""
+        self._safely("logging a WSD branch", self._log_branch, record)
+
+    def _log_branch(self, record: Mapping[str, Any]) -> None:
+        """A summary row under ``wsd_branches`` and a ``wsd/*`` end point."""
         row = record_to_row(record)
         if row["run_id"] in self.branches:
             return
@@ -224,7 +239,11 @@ class WandbTracker:
         except Exception as err:  # the summary is best effort; ending the run is not
             _warn(f"could not write the W&B summary of run {self.run_id}: {err}")
         finally:
-            self.run.finish(exit_code=exit_code)
+            try:  # attempted even after a failure, so W&B's service lets the process exit
+                self.run.finish(exit_code=exit_code)
+            except Exception as err:
+                if not self.failed:
+                    _warn(f"could not end the W&B run {self.run_id}: {_first_line(err)}")
 
     # resume --------------------------------------------------------------------------------
 

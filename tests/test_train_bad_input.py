@@ -49,16 +49,20 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, monkeypatch
     assert not (tmp_path / "default" / "runs").exists() or not any((tmp_path / "default" / "runs").iterdir())
 
 
-def test_corrupt_existing_record_is_reported_not_overwritten(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_corrupt_existing_record_is_set_aside_not_overwritten(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Issue 18, item 5: a corrupt record means the run is not finished; it is kept aside and the run retrains."""
     overrides = tiny_overrides(tmp_path, "train.tokens=20000")
     run_id = run_id_for(compose_train(overrides))
     record = tmp_path / "default" / "runs" / f"{run_id}.json"
     record.parent.mkdir(parents=True)
     record.write_text('{"run_id": "x", "status": "fini')
-    code, err = _cli(monkeypatch, capsys, overrides)
-    assert code == 2
-    assert err.strip().splitlines()[-1].startswith(f"error: corrupt run record {record}")
-    assert record.read_text() == '{"run_id": "x", "status": "fini'
+    from scaling.train.app import main
+
+    monkeypatch.setattr(sys, "argv", ["scaling-train", *overrides])
+    main()  # trains: no SystemExit
+    assert f"warning: corrupt run record {record}: invalid JSON" in capsys.readouterr().err
+    [kept] = record.parent.glob(f"{record.name}.damaged-*")
+    assert kept.read_text() == '{"run_id": "x", "status": "fini'
 
 
 @pytest.mark.parametrize("typo", ["train:\n  eval_point: 3", "grid:\n  ration: 3", "data:\n  vocab_sise: 3"])

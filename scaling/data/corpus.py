@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from scaling.config import PySourceDataConfig, from_node
+from scaling.damage import checksum_problem, file_checksums, warn
 from scaling.data import tokenizer as tok_mod
 from scaling.data.pysource import load_pysource_corpus
 from scaling.data.split import is_validation_doc
@@ -67,8 +69,12 @@ def _tokenizer_for_pysource(data: PySourceDataConfig, corpus, cache_dir: Path):
         return tok_mod.load_hf_tokenizer(spec), spec
     vocab = int(data.vocab_size)
     path = tok_mod.bpe_cache_path(cache_dir, corpus.fingerprint, vocab)
-    if (path / "tokenizer.json").is_file():
-        return tok_mod.load_hf_tokenizer(str(path)), spec
+    if path.is_dir():
+        damage = tok_mod.cached_bpe_damage(path)
+        if damage is None:
+            return tok_mod.load_hf_tokenizer(str(path)), spec
+        warn(f"cached tokenizer {path} is damaged ({damage}): rebuilding it")
+        shutil.rmtree(path, ignore_errors=True)  # derived from the corpus: nothing is lost
     # Train on training documents only, so validation text never shapes the vocabulary.
     budget = int(float(data.bpe_train_bytes))
     train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, float(data.val_fraction))]
@@ -107,6 +113,22 @@ def _counted(texts: Iterator[str], progress: PhaseProgress) -> Iterator[str]:
         progress.advance(len(text))
 
 
+_TOKEN_FILES = ("train.bin", "val.bin")
+
+
+def _token_cache_damage(folder: Path, meta: dict[str, Any] | None) -> str | None:
+    """Why an existing token cache cannot be used, or None (a cache from before checksums is stale, not damaged).
+
+    Every load re-hashes the cache (tens of MB for the embedded corpus: well under a second), so
+    a truncated file or flipped bytes are never trained on.
+    """
+    if meta is None:
+        return "meta.json is unreadable"
+    if "files" not in meta:
+        return None
+    return checksum_problem(folder, meta["files"])
+
+
 def load_pysource(data_cfg: Mapping[str, Any], cache_dir: Path) -> TrainingCorpus:
     """Tokenize (once, cached) the Python-source corpus and open its memmaps."""
     data = from_node(PySourceDataConfig, data_cfg)
@@ -120,7 +142,16 @@ def load_pysource(data_cfg: Mapping[str, Any], cache_dir: Path) -> TrainingCorpu
     folder = cache_dir / "tokens" / f"{corpus.fingerprint[:16]}-{_tokenizer_id(tokenizer, spec)}-val{val_fraction:g}"
     meta_path = folder / "meta.json"
     meta = read_json(meta_path)
-    if meta is None or meta.get("fingerprint") != corpus.fingerprint or "unigram_entropy_nats" not in meta:
+    damage = _token_cache_damage(folder, meta) if meta_path.exists() else None
+    if damage:
+        warn(f"token cache {folder} is damaged ({damage}): rebuilding it")
+    # A cache written before the entropy or the checksums were kept is stale: rebuilt without a word.
+    stale = (
+        meta is None
+        or meta.get("fingerprint") != corpus.fingerprint
+        or not {"unigram_entropy_nats", "files"} <= set(meta)
+    )
+    if damage or stale:
         folder.mkdir(parents=True, exist_ok=True)
         val_docs = [d for d in corpus.documents if is_validation_doc(d.key, val_fraction)]
         train_docs = [d for d in corpus.documents if not is_validation_doc(d.key, val_fraction)]
@@ -145,6 +176,7 @@ def load_pysource(data_cfg: Mapping[str, Any], cache_dir: Path) -> TrainingCorpu
             "val_keys_sha256": hashlib.sha256("\n".join(d.key for d in val_docs).encode()).hexdigest(),
         }
         vocab = len(tokenizer)
+        meta["files"] = file_checksums(folder, list(_TOKEN_FILES))
         meta["unigram_entropy_nats"] = TokenStream([open_tokens(folder / "train.bin", dtype)]).unigram_entropy(vocab)
         atomic_write_json(meta_path, meta)  # written last: its presence marks a complete cache
     train = TokenStream([open_tokens(folder / "train.bin", np.dtype(meta["dtype"]))])

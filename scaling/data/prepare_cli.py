@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from pathlib import Path
+from typing import Any
 
 from scaling.config import HFDataConfig
 from scaling.data.hf import SourceSpec
 from scaling.data.prepare import prepare_corpus, source_stem
 from scaling.data.settings import data_overrides, load_preset
-from scaling.data.shards import read_manifest
+from scaling.data.shards import open_prepared, read_manifest
 from scaling.errors import ScalingError
 
 _CLI_KEYS = {
@@ -66,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="tqdm bar (default: when a TTY)"
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-hash every shard against the manifest's sha256s (with only --out: check that folder, prepare nothing)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> HFDataConfig:
@@ -78,8 +86,52 @@ def config_from_args(args: argparse.Namespace) -> HFDataConfig:
     return load_preset(args.preset or "hf", args.config_dir, data_overrides(values))
 
 
+def reprepare_command(folder: Path, manifest: dict[str, Any]) -> str:
+    """The shell line that moves a damaged prepared folder aside and prepares the same corpus into it again.
+
+    Built from what the manifest records (source, tokenizer, split and caps), with the flags of
+    :func:`add_arguments`, so the new folder has the same identity as the damaged one.
+    """
+    source = manifest.get("source") or {}
+    values = {
+        "name": manifest.get("name"),
+        "path": source.get("path"),
+        "data_files": source.get("data_files"),
+        "subset": source.get("config"),
+        "split": source.get("split"),
+        "text_field": source.get("text_field"),
+        "revision": source.get("revision"),
+        "tokenizer": (manifest.get("tokenizer") or {}).get("spec"),
+        "val_fraction": manifest.get("val_fraction"),
+        "max_documents": manifest.get("max_documents"),
+        "max_tokens": manifest.get("max_tokens"),
+        "shard_tokens": manifest.get("shard_tokens"),
+    }
+    words = ["scaling", "prepare"]
+    for key, value in values.items():
+        if value is None:
+            continue
+        files = value if isinstance(value, list) else [value]
+        words += [f"--{key.replace('_', '-')}", *(str(v) for v in files)]
+    if source.get("streaming"):
+        words.append("--streaming")
+    words += ["--out", str(folder)]
+    aside = shlex.quote(f"{folder}.damaged")
+    return f"mv {shlex.quote(str(folder))} {aside} && {shlex.join(words)}"
+
+
+def verify(folder: Path) -> str:
+    """Re-hash every shard of a prepared folder; the one line that says it is intact (ScalingError if not)."""
+    prepared = open_prepared(folder, verify=True)
+    shards = sum(len(prepared.manifest["splits"][s]["shards"]) for s in ("train", "val"))
+    return f"verified {folder}: {shards} shards, {prepared.train_tokens + prepared.val_tokens:,} tokens, every sha256 matches"
+
+
 def run(args: argparse.Namespace) -> int:
     """Prepare (or resume) the corpus; print one JSON summary line, or exit 130 on Ctrl-C with shards kept."""
+    if args.verify and args.out and not (args.preset or args.path):
+        print(verify(Path(args.out)))
+        return 0
     try:
         out = prepare_corpus(config_from_args(args), None, progress_bar=args.progress)
     except KeyboardInterrupt:
@@ -94,4 +146,6 @@ def run(args: argparse.Namespace) -> int:
         "fingerprint": manifest["fingerprint"],
     }
     print(json.dumps(summary))
+    if args.verify:
+        print(verify(out), file=sys.stderr)
     return 0

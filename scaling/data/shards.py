@@ -215,6 +215,17 @@ class PreparedCorpus:
         return str(self.manifest.get("name") or self.path.name)
 
 
+def _damaged(folder: Path, manifest: dict[str, Any], what: str) -> ScalingError:
+    """One line for a damaged prepared corpus: what is wrong, and the command that prepares it again.
+
+    Training stops rather than re-preparing by itself: a real corpus can take hours and
+    the hub to rebuild, and a damaged copy is worth a look first.
+    """
+    from scaling.data.prepare_cli import reprepare_command
+
+    return ScalingError(f"{what}: corrupt copy? re-prepare it: {reprepare_command(folder, manifest)}")
+
+
 def open_prepared(path: str | Path, verify: bool = False) -> PreparedCorpus:
     """Memory-map every shard of a complete prepared corpus.
 
@@ -238,13 +249,13 @@ def open_prepared(path: str | Path, verify: bool = False) -> PreparedCorpus:
         for shard in shards:
             file = folder / shard["file"]
             if not file.is_file():
-                raise ScalingError(f"prepared corpus {folder} is missing shard {shard['file']}")
+                raise _damaged(folder, manifest, f"shard {file} is missing")
             expected = int(shard["tokens"]) * dtype.itemsize
             size = file.stat().st_size
             if size != expected:
-                raise ScalingError(f"shard {file} has {size} bytes, manifest says {expected}: corrupt copy?")
+                raise _damaged(folder, manifest, f"shard {file} has {size} bytes, manifest says {expected}")
             if verify and file_sha256(file) != shard["sha256"]:
-                raise ScalingError(f"shard {file} does not match its sha256 in the manifest: corrupt copy?")
+                raise _damaged(folder, manifest, f"shard {file} does not match its sha256 in the manifest")
             if shard["tokens"]:
                 arrays[split].append(np.memmap(file, dtype=dtype, mode="r"))
     if not arrays["train"]:

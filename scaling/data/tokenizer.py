@@ -14,16 +14,20 @@ behind the same name gives a different corpus identity.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaling.damage import checksum_problem, file_checksums
 from scaling.errors import ScalingError
+from scaling.records import atomic_write_json
 
 EOS = "<|endoftext|>"
 LOCAL_BPE = "bpe"
+CHECKSUMS = "checksums.json"
 
 
 def _local_files_only() -> bool:
@@ -56,6 +60,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path):  # ->
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
     fast.save_pretrained(tmp)
+    names = sorted(p.name for p in tmp.iterdir() if p.is_file())
+    atomic_write_json(tmp / CHECKSUMS, file_checksums(tmp, names))  # lets a reuse spot a damaged copy
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, out_dir)
@@ -64,6 +70,28 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str | Path):  # ->
 
         shutil.rmtree(tmp, ignore_errors=True)
     return fast
+
+
+def cached_bpe_damage(path: Path) -> str | None:
+    """Why a cached BPE folder cannot be trusted (a file missing, truncated or changed), or None.
+
+    A folder cached before checksums were written is checked by loading it only.
+    """
+    if not (path / "tokenizer.json").is_file():
+        return f"{path / 'tokenizer.json'} is missing"
+    sums = path / CHECKSUMS
+    if sums.is_file():
+        try:
+            problem = checksum_problem(path, json.loads(sums.read_text()))
+        except (OSError, ValueError):
+            problem = f"{sums} is unreadable"
+        if problem:
+            return problem
+    try:
+        load_hf_tokenizer(str(path))
+    except ScalingError as err:
+        return str(err)
+    return None
 
 
 def load_hf_tokenizer(name_or_path: str):  # -> PreTrainedTokenizerBase

@@ -128,5 +128,5 @@ def read_json(path: Path) -> dict | None:
     """A JSON file's content, or None if absent or unreadable (a stale cache is rebuilt)."""
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: invalid JSON or not UTF-8 (flipped bytes)
         return None

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from scaling.config import CheckpointConfig, OptimConfig, TrainConfig, from_node
 from scaling.data.corpus import TrainingCorpus
 from scaling.data.tokens import batch_offsets, eval_offsets, gather_windows
-from scaling.train.checkpoint import latest_checkpoint, load_state, save_checkpoint
+from scaling.errors import ScalingError
+from scaling.train.checkpoint import find_checkpoint, save_checkpoint
 from scaling.train.schedule import Schedule
 from scaling.train.signals import StopRequest
 from scaling.train.spec import Horizon, RunSpec
@@ -64,6 +65,7 @@ class LoopState:
     train_time_s: float = 0.0
     trained_tokens: int = 0
     last_train_loss: float = float("nan")
+    resumes: int = 0  # how many times this run resumed from a checkpoint
 
 
 def _device_batch(windows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,6 +164,7 @@ class Trainer:
             "train_time_s": s.train_time_s,
             "trained_tokens": s.trained_tokens,
             "last_train_loss": s.last_train_loss,
+            "resumes": s.resumes,
             "optimizer": self.optimizer.state_dict(),
         }
 
@@ -172,20 +175,25 @@ class Trainer:
             save_checkpoint(self.ckpt_dir, self.acc.unwrap_model(self.raw_model), self._trainer_state())
         self.acc.wait_for_everyone()
 
-    def try_resume(self) -> bool:
-        """Load the latest checkpoint if there is one; return whether training resumes."""
-        path = latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            return False
-        from safetensors.torch import load_file
+    def try_resume(self) -> Path | None:
+        """Load the newest verified checkpoint if there is one; return its path (None: training starts at 0).
 
-        state = load_state(path)
-        weights = load_file(str(path / "model" / "model.safetensors"))
-        missing, unexpected = self.raw_model.load_state_dict(weights, strict=False)
+        Damaged checkpoints are set aside with one warning line (see :mod:`scaling.train.checkpoint`).
+        """
+        found = find_checkpoint(self.ckpt_dir)
+        self.acc.wait_for_everyone()  # every process has read the folder before the main one renames in it
+        if self.acc.is_main_process:
+            found.set_damaged_aside()
+        self.acc.wait_for_everyone()
+        if found.path is None:
+            return None
+        state, path = found.state, found.path
+        missing, unexpected = self.raw_model.load_state_dict(found.weights, strict=False)
         tied = {k for k in missing if self.raw_model.config.tie_word_embeddings and "lm_head" in k}
         if set(missing) - tied or unexpected:
-            raise RuntimeError(
-                f"checkpoint {path} does not match the model: missing {missing}, unexpected {unexpected}"
+            raise ScalingError(
+                f"checkpoint {path} does not match the model (missing {sorted(missing)[:3]}, unexpected "
+                f"{sorted(unexpected)[:3]}): move {self.ckpt_dir} aside to train this run from step 0"
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self.state = LoopState(
@@ -195,8 +203,9 @@ class Trainer:
             train_time_s=state["train_time_s"],
             trained_tokens=state["trained_tokens"],
             last_train_loss=state["last_train_loss"],
+            resumes=int(state.get("resumes", 0)) + 1,  # checkpoints written before the count existed: 0
         )
-        return True
+        return path
 
     # -- pieces ----------------------------------------------------------------------------
 

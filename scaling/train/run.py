@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaling.damage import set_aside, warn
 from scaling.errors import ScalingError
 from scaling.records import read_record, record_path, write_record
 from scaling.train.runid import run_id_for
@@ -36,10 +37,20 @@ def paths_for(cfg: dict[str, Any], run_id: str) -> tuple[Path, Path]:
 
 
 def existing_status(path: Path) -> str | None:
-    """Status of an existing record; a corrupt one is a one-line error, never overwritten silently."""
+    """Status of an existing record; None when there is none, or it is corrupt.
+
+    A corrupt record (truncated, flipped bytes, a half-synced copy) means the run is not
+    finished: it is renamed aside (kept, never overwritten) with one warning line, and
+    the run trains again, so a sweep repairs itself instead of stopping.
+    """
     if not path.exists():
         return None
-    return str(read_record(path)["status"])
+    try:
+        return str(read_record(path)["status"])
+    except ScalingError as err:
+        kept = set_aside(path)
+        warn(f"{err}; kept as {kept.name}; the run is not finished and trains again")
+        return None
 
 
 def claim_run(ckpt_dir: Path) -> Any:
@@ -183,6 +194,8 @@ def _train_claimed(
     trainer = Trainer(spec, corpus, model, accelerator, cfg, ckpt_dir, on_eval, on_branch, progress)
     resumed = trainer.try_resume()
     resumed_at = trainer.state.step
+    if resumed and main:
+        print(f"resuming {run_id} from step {resumed_at} of {spec.steps} (checkpoint {resumed})", flush=True)
     try:
         results = trainer.run()
     except Interrupted as stop:
@@ -214,6 +227,7 @@ def _train_claimed(
     trainer.save()  # the final model, loadable with from_pretrained
     full = record("finished", final.curve, spec.steps, final=final.final)
     full["training"]["resumed_from_step"] = resumed_at if resumed else None
+    full["training"]["resumes"] = trainer.state.resumes
     if main:
         write_record(rec_path, full)
         if tracker:
