@@ -138,6 +138,7 @@ def isoflop_point(
     tie_embeddings: bool = False,
     aspect: tuple[float, float] | None = None,
     head_dim: int | None = None,
+    n_layers: int | None = None,
 ) -> tuple[ModelShape, int]:
     """The (shape, tokens) of one isoFLOP run: N = N_prior(C) · ratio**offset, D spends C.
 
@@ -159,6 +160,7 @@ def isoflop_point(
         tie_embeddings=tie_embeddings,
         aspect=aspect,
         head_dim=head_dim,
+        n_layers=n_layers,
     )
     return shape, tokens_for_budget(shape, c, convention, round_to)
 
@@ -173,6 +175,7 @@ class IsoFlopSettings:
     ratio: float = 2.0
     aspect: tuple[float, float] | None = None
     head_dim: int | None = None
+    n_layers: int | None = None  # fixed depth: a width ladder (shape_for_params)
 
     @classmethod
     def from_mapping(
@@ -203,6 +206,8 @@ class IsoFlopSettings:
             settings = replace(settings, aspect=(float(pair[0]), float(pair[1])))
         if settings.head_dim is not None:
             settings = replace(settings, head_dim=int(settings.head_dim))
+        if settings.n_layers is not None:
+            settings = replace(settings, n_layers=int(settings.n_layers))
         return replace(settings, ratio=_positive(settings.ratio, "grid.ratio"))
 
 
@@ -250,6 +255,7 @@ def isoflop_run(
         tie_embeddings=tie_embeddings,
         aspect=grid.aspect,
         head_dim=grid.head_dim,
+        n_layers=grid.n_layers,
     )
     batch = hparams_for_shape(shape, laws).batch_tokens
     tokens = tokens_for_budget(shape, budget, grid.convention, round_to=batch)

@@ -122,6 +122,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
             tie_embeddings=bool(model.get("tie_embeddings", False)),
             aspect=settings.aspect,
             head_dim=settings.head_dim,
+            n_layers=settings.n_layers,
         )
         return shape
     if kind != "none":
