@@ -63,6 +63,8 @@ def _width_grid() -> list[int]:
 
 
 _WIDTHS: list[int] = _width_grid()
+#: With a fixed depth the width is the only knob, so below 64 it moves in steps of 4 (N steps of ~15-25%).
+_FIXED_DEPTH_WIDTHS: list[int] = list(range(MIN_D_MODEL, 64, 4)) + [w for w in _WIDTHS if w >= 64]
 
 
 def heads_for(d_model: int, head_dim: int | None = None) -> int:
@@ -158,6 +160,8 @@ def shape_for_params(
         if head_dim <= 0 or head_dim % 2:
             raise ScalingError(f"head_dim must be a positive even number, got {head_dim}")
         widths = list(range(head_dim, MAX_D_MODEL + 1, head_dim))
+    elif n_layers is not None:
+        widths = _FIXED_DEPTH_WIDTHS  # one depth: the ladder's only knob is the width, so a finer one
     else:
         widths = _WIDTHS
 
