@@ -28,8 +28,11 @@ def main() -> None:
         key = next((b for b in by_budget if abs(c / b - 1) < 0.05), c)
         by_budget[key].append((n, loss))
     budgets = sorted(by_budget)
+    # C is the budget to within half a batch's FLOPs, so the nominal 8x reads 7.9996x.
     span = budgets[-1] / budgets[0]
-    print(f"1. budgets: {len(budgets)} spanning {span:.1f}x  {'PASS' if len(budgets) >= 4 and span >= 8 else 'FAIL'}")
+    print(
+        f"1. budgets: {len(budgets)} spanning {span:.1f}x  {'PASS' if len(budgets) >= 4 and span >= 8 * 0.99 else 'FAIL'}"
+    )
     interior = []
     for b in budgets:
         runs = sorted(by_budget[b])
@@ -45,7 +48,8 @@ def main() -> None:
         f"3. a: Approach 3 {a3.get('a', float('nan')):.3f}, Approach 2 {a2.get('a', float('nan')):.3f} "
         f"({used} budgets used), Approach 1 {a1.get('a', float('nan')):.3f} (frontier sizes: {frontier}); "
         f"|a2-a3| = {abs(a2.get('a', np.nan) - a3.get('a', np.nan)):.3f}, |a1-a3| = {abs(a1.get('a', np.nan) - a3.get('a', np.nan)):.3f}  "
-        f"{'PASS' if abs(a2.get('a', np.nan) - a3.get('a', np.nan)) <= 0.1 else 'FAIL'}"
+        f"A2-A3 {'PASS' if abs(a2.get('a', np.nan) - a3.get('a', np.nan)) <= 0.1 else 'FAIL'}, A1-A3 "
+        f"{'n/a (< 3 frontier sizes)' if frontier < 3 else 'PASS' if abs(a1.get('a', np.nan) - a3.get('a', np.nan)) <= 0.1 else 'FAIL'}"
     )
     lo, hi = a3.get("ci95", {}).get("a", [np.nan, np.nan])
     print(f"4. Approach 3 a 95% CI [{lo:.3f}, {hi:.3f}], width {hi - lo:.3f}  {'PASS' if hi - lo <= 0.3 else 'FAIL'}")
