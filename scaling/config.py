@@ -144,6 +144,9 @@ class GridConfig:
     aspect: list[float] | None = MISSING  # [lo, hi] band of d_model / n_layers; null = [32, 128]
     head_dim: int | None = MISSING  # null = 64 from d_model 256 up, else near 32
     tokens_per_param: Any = MISSING  # with schedule=wsd: every budget of a size comes from one run's branches
+    n_layers: int | None = MISSING  # isoflop: fixed depth, so only the width moves with N (a width ladder)
+    budgets: Any = MISSING  # isoflop + schedule=wsd: the sweep's train.flops values; one run per size, a branch each
+    offsets: Any = MISSING  # isoflop + schedule=wsd: the sweep's grid.offset values
 
 
 @dataclass

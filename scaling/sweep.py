@@ -95,6 +95,19 @@ def job_work(spec: RunSpec) -> float:
     return (spec.steps + branch_steps) * spec.tokens_per_step * spec.flops_per_token.exact
 
 
+def sweep_work(jobs: list[ResolvedJob]) -> list[float]:
+    """Each job's work; a job that shares its run with an earlier job (WSD branches) adds none."""
+    from scaling.train.runid import run_id_for
+
+    seen: set[str] = set()
+    work = []
+    for job in jobs:
+        run_id = run_id_for(job.config)
+        work.append(0.0 if run_id in seen else job_work(job.spec))
+        seen.add(run_id)
+    return work
+
+
 #: Written in the sweep folder by the head process and appended to by every job (any process,
 #: any node sharing the folder): the packed and SLURM launchers run jobs in other processes, so
 #: the ETA cannot live in one process's memory.
@@ -140,7 +153,7 @@ class SweepProgress(Callback):
         except ScalingError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(USER_ERROR_EXIT)
-        work = [job_work(job.spec) for job in resolved]
+        work = sweep_work(resolved)
         folder = Path(str(config.hydra.sweep.dir))
         folder.mkdir(parents=True, exist_ok=True)
         plan = {"kind": "plan", "started": time.time(), "runs": len(jobs), "work": work}

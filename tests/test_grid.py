@@ -209,3 +209,11 @@ def test_hparam_config_overrides_and_errors() -> None:
 def test_grid_and_plan_do_not_import_torch() -> None:
     code = "import sys, scaling.grid, scaling.plan.cli; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fixed_depth_is_a_width_ladder() -> None:
+    """grid.n_layers fixes the depth, so neighbouring sizes differ only in width."""
+    kw = dict(count="with_head", vocab_size=512, context=64, n_layers=2)
+    shapes = [shape_for_params(n, "llama", **kw) for n in (3e4, 6e4, 1.2e5, 2.4e5)]
+    assert {s.n_layers for s in shapes} == {2}
+    assert [s.d_model for s in shapes] == sorted({s.d_model for s in shapes})

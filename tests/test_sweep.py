@@ -168,3 +168,35 @@ def test_sweep_eta_weighs_runs_by_flops_and_drops_skipped_ones(tmp_path: Path) -
     # 100 s for 1 unit of work, 5 units left (runs 1 and 2): ETA 500 s.
     assert sweep_line(progress, 2).endswith("· ETA 0:08:20")
     assert sweep_line(tmp_path / "missing", 2) == "[sweep] run 3"
+
+
+def test_isoflop_wsd_budgets_of_one_size_share_one_run() -> None:
+    """grid.budgets x grid.offsets with schedule=wsd: every (C, offset) that lands on one shape maps
+    to that shape's run at its largest C, with a cooldown branch at each smaller C (issue 12)."""
+    from scaling.train.spec import merge_wsd_budgets
+
+    budgets, offsets = [1e11, 2e11, 4e11], [-1, 0, 1]
+    merged = []
+    for flops in budgets:
+        for offset in offsets:
+            cfg = compose_train(
+                [
+                    "data.vocab_size=512",
+                    "model.context=64",
+                    "schedule=wsd",
+                    "grid.kind=isoflop",
+                    "grid.n_layers=2",
+                    "grid.ratio=1.4142135623730951",
+                    f"grid.budgets={budgets}",
+                    f"grid.offsets={offsets}",
+                    f"train.flops={flops}",
+                    f"grid.offset={offset}",
+                ]
+            )
+            merged.append((flops, merge_wsd_budgets(cfg)))
+    runs = {(m["train"]["flops"], m["grid"]["offset"], tuple(m["schedule"]["branches"])) for _, m in merged}
+    # 5 sizes on the shared ladder; each size's run covers every budget it serves, as branches.
+    assert len(runs) == 5
+    for flops, m in merged:
+        largest = m["train"]["flops"]
+        assert flops == largest or any(abs(flops / largest - f) < 1e-9 for f in m["schedule"]["branches"])

@@ -139,6 +139,7 @@ def isoflop_point(
     tie_embeddings: bool = False,
     aspect: tuple[float, float] | None = None,
     head_dim: int | None = None,
+    n_layers: int | None = None,
 ) -> tuple[ModelShape, int]:
     """The (shape, tokens) of one isoFLOP run: N = N_prior(C) · ratio**offset, D spends C.
 
@@ -160,5 +161,6 @@ def isoflop_point(
         tie_embeddings=tie_embeddings,
         aspect=aspect,
         head_dim=head_dim,
+        n_layers=n_layers,
     )
     return shape, tokens_for_budget(shape, c, convention, round_to)

@@ -44,6 +44,8 @@ from scaling.records import PARAM_COUNTS
 DEFAULT_ASPECT: tuple[float, float] = (32.0, 128.0)
 #: Relative tolerance on the parameter count.
 DEFAULT_TOLERANCE = 0.05
+#: Relative tolerance on the parameter count when the depth is fixed (the width grid alone must hit N).
+FIXED_DEPTH_TOLERANCE = 0.2
 
 MIN_D_MODEL = 16
 MAX_D_MODEL = 65536
@@ -60,6 +62,8 @@ def _width_grid() -> list[int]:
 
 
 _WIDTHS: list[int] = _width_grid()
+#: With a fixed depth the width is the only knob, so below 64 it moves in steps of 4 (N steps of ~15-25%).
+_FIXED_DEPTH_WIDTHS: list[int] = list(range(MIN_D_MODEL, 64, 4)) + [w for w in _WIDTHS if w >= 64]
 
 
 def heads_for(d_model: int, head_dim: int | None = None) -> int:
@@ -118,6 +122,7 @@ def shape_for_params(
     tie_embeddings: bool = False,
     aspect: tuple[float, float] | None = None,
     head_dim: int | None = None,
+    n_layers: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> ModelShape:
     """A shape whose ``count_params(shape).<count>`` is within ``tolerance`` of ``target``.
@@ -130,6 +135,9 @@ def shape_for_params(
     aspect preference against hitting N: with the defaults a 2.5% miss costs as
     much as an aspect of 64·√2 ≈ 91 (halfway, in log, from the centre 64 to the
     edge 128). Deterministic for given arguments.
+
+    ``n_layers`` fixes the depth: only the width moves with N (a fixed-depth ladder), so
+    neighbouring sizes never jump between depths, and the aspect band is not consulted.
     """
     get_family(family)
     if count not in PARAM_COUNTS:
@@ -151,6 +159,8 @@ def shape_for_params(
         if head_dim <= 0 or head_dim % 2:
             raise ScalingError(f"head_dim must be a positive even number, got {head_dim}")
         widths = list(range(head_dim, MAX_D_MODEL + 1, head_dim))
+    elif n_layers is not None:
+        widths = _FIXED_DEPTH_WIDTHS  # one depth: the ladder's only knob is the width, so a finer one
     else:
         widths = _WIDTHS
 
@@ -165,27 +175,34 @@ def shape_for_params(
             tie_embeddings=tie_embeddings,
         ).resolved()
 
+    if n_layers is not None and not 1 <= int(n_layers) <= MAX_LAYERS:
+        raise ScalingError(f"n_layers must be in [1, {MAX_LAYERS}], got {n_layers}")
+    depths = range(1, MAX_LAYERS + 1) if n_layers is None else [int(n_layers)]
+    if n_layers is not None:
+        # One depth has only the width grid's steps (8 below 256): at small N a step moves N by
+        # up to ~30%, so the nearest width is taken within FIXED_DEPTH_TOLERANCE instead.
+        tolerance = max(tolerance, FIXED_DEPTH_TOLERANCE)
     candidates: list[_Candidate] = []
-    for n_layers in range(1, MAX_LAYERS + 1):
-        if _count(make(n_layers, widths[0]), count) > target * (1 + tolerance):
+    for depth in depths:
+        if _count(make(depth, widths[0]), count) > target * (1 + tolerance):
             break  # deeper models only grow
         # bisect for the first width whose count reaches the target
         left, right = 0, len(widths) - 1
-        if _count(make(n_layers, widths[right]), count) < target:
+        if _count(make(depth, widths[right]), count) < target:
             left = right
         while left < right:
             mid = (left + right) // 2
-            if _count(make(n_layers, widths[mid]), count) >= target:
+            if _count(make(depth, widths[mid]), count) >= target:
                 right = mid
             else:
                 left = mid + 1
         for i in sorted({max(left - 1, 0), left}):
-            shape = make(n_layers, widths[i])
+            shape = make(depth, widths[i])
             params = _count(shape, count)
             err = abs(params / target - 1)
             if err <= tolerance:
-                candidates.append(_Candidate(shape, params, err, shape.d_model / n_layers))
-        if widths[left] / n_layers < lo and any(lo <= c.aspect <= hi for c in candidates):
+                candidates.append(_Candidate(shape, params, err, shape.d_model / depth))
+        if widths[left] / depth < lo and any(lo <= c.aspect <= hi for c in candidates):
             break  # deeper only moves further below the band, and an in-band shape already exists
     if not candidates:
         smallest = _count(make(1, widths[0]), count)
@@ -197,6 +214,8 @@ def shape_for_params(
     def score(c: _Candidate) -> tuple[int, float, int, int]:
         in_band = lo <= c.aspect <= hi
         cost = (math.log(c.aspect / centre) / spread) ** 2 + (c.rel_error / tolerance) ** 2
+        if n_layers is not None:  # fixed depth: the width that hits N best
+            return (0, c.rel_error, c.shape.n_layers, c.shape.d_model)
         return (0 if in_band else 1, cost, c.shape.n_layers, c.shape.d_model)
 
     return min(candidates, key=score).shape

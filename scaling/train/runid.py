@@ -26,7 +26,7 @@ EXCLUDED = (
     "train.dry_run",
 )
 # Keys added after runs were recorded: left out while null (their default), so older configs keep their ids.
-OMITTED_WHEN_NULL = ("data.unique_tokens",)
+OMITTED_WHEN_NULL = ("data.unique_tokens", "grid.n_layers", "grid.budgets", "grid.offsets")
 
 
 def _strip(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

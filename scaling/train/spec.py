@@ -76,6 +76,8 @@ def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
     branches at b'/B for every smaller b': all jobs of one size share a run_id,
     the first trains it (writing one record per budget), the others skip.
     """
+    if cfg["grid"]["kind"] == "isoflop":
+        return _merge_isoflop_wsd(cfg)
     budgets = cfg["grid"]["tokens_per_param"]
     if not budgets or cfg["schedule"]["name"] != "wsd":
         return cfg
@@ -86,6 +88,43 @@ def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
     largest = budgets[-1]
     merged = {**cfg, "train": {**cfg["train"], "tokens_per_param": largest}}
     merged["schedule"] = {**cfg["schedule"], "branches": [b / largest for b in budgets[:-1]]}
+    return merged
+
+
+def _merge_isoflop_wsd(cfg: dict[str, Any]) -> dict[str, Any]:
+    """With ``schedule=wsd`` and ``grid.budgets``/``grid.offsets``, one run per size serves every budget.
+
+    The isoFLOP job (C, offset) picks a shape; every other (C', offset') of the grid that picks the
+    same shape spends C' with the same N, so its D is C'/C of this job's. All those jobs become the
+    run at the largest such C, with a WSD cooldown branch at each smaller one (Hagele et al. 2024):
+    the branch decays to its own horizon, so each record is a valid (N, D) point of its budget,
+    unlike a mid-run checkpoint of a cosine run. The jobs share a run_id; the first trains it.
+    """
+    grid = cfg["grid"]
+    budgets, offsets = grid["budgets"], grid["offsets"]
+    if not budgets or cfg["schedule"]["name"] != "wsd":
+        return cfg
+    if not offsets:
+        raise ScalingError("grid.budgets with schedule=wsd needs grid.offsets (the sweep's offsets) too")
+    train = cfg["train"]
+    budgets = sorted(float(b) for b in budgets)
+    offsets = [float(o) for o in offsets]
+    flops, offset = float(train["flops"] or 0), float(grid["offset"])
+    if not any(math.isclose(flops, b, rel_tol=1e-9) for b in budgets) or offset not in offsets:
+        raise ScalingError(
+            f"train.flops={flops:g}, grid.offset={offset:g} is not a point of grid.budgets={budgets} x grid.offsets={offsets}"
+        )
+    vocab = int(cfg["model"]["vocab_size"] or cfg["data"].get("vocab_size") or 0)
+    shape = resolve_shape(cfg, vocab)
+    served: dict[float, float] = {}  # budget -> the offset that lands on this shape there
+    for budget in budgets:
+        for off in offsets:
+            probe = {**cfg, "train": {**train, "flops": budget}, "grid": {**grid, "offset": off}}
+            if resolve_shape(probe, vocab) == shape:
+                served.setdefault(budget, off)
+    largest = max(served)
+    merged = {**cfg, "train": {**train, "flops": largest}, "grid": {**grid, "offset": served[largest]}}
+    merged["schedule"] = {**cfg["schedule"], "branches": [b / largest for b in sorted(served) if b < largest]}
     return merged
 
 
@@ -115,6 +154,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
             tie_embeddings=model.tie_embeddings,
             aspect=None if grid.aspect is None else (float(grid.aspect[0]), float(grid.aspect[1])),
             head_dim=grid.head_dim,
+            n_layers=None if grid.n_layers is None else int(grid.n_layers),
         )
         return shape
     if grid.kind != "none":
