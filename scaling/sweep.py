@@ -59,17 +59,36 @@ def resolve_jobs(config: DictConfig, jobs: list[list[str]]) -> list[ResolvedJob]
     if not jobs:
         raise ScalingError("empty grid: the sweep expands to no runs")
     loader = GlobalHydra.instance().config_loader()
-    resolved = []
+    resolved, configs = [], []
     for index, overrides in enumerate(jobs):
         job_cfg = loader.load_sweep_config(config, list(overrides))
         with _readonly_off(job_cfg):
             del job_cfg["hydra"]
         try:
             cfg = OmegaConf.to_container(job_cfg, resolve=True)
+            configs.append(cfg)
             resolved.append(resolve_job(cfg, overrides))  # type: ignore[arg-type]
         except ScalingError as err:
             raise ScalingError(f"run {index} ({' '.join(overrides)}): {err}") from None
+    check_shared_budgets(configs)  # type: ignore[arg-type]
     return resolved
+
+
+def check_shared_budgets(configs: list[dict[str, Any]]) -> None:
+    """With WSD isoFLOP branches, ``grid.budgets`` x ``grid.offsets`` must be exactly the swept points.
+
+    Each run branches at every budget of ``grid.budgets`` it serves, so a budget listed there but not
+    swept would train records nobody asked for, and a swept one missing there would have no branch.
+    """
+    for key, sweep_key in (("budgets", "train.flops"), ("offsets", "grid.offset")):
+        listed = {tuple(float(v) for v in c["grid"][key]) for c in configs if c["grid"].get(key)}
+        if not listed:
+            continue
+        section, field = sweep_key.split(".")
+        swept = sorted({float(c[section][field]) for c in configs})
+        for values in listed:
+            if sorted(set(values)) != swept:
+                raise ScalingError(f"grid.{key}={list(values)} must list exactly the swept {sweep_key} values {swept}")
 
 
 class _readonly_off:
@@ -84,15 +103,20 @@ class _readonly_off:
         return None
 
 
+def job_tokens(spec: RunSpec) -> float:
+    """Tokens a job trains: its main run plus the cooldown of each WSD branch (branches share the stable phase)."""
+    s = spec.schedule
+    branch_steps = sum(s.cooldown_frac * h.steps for h in spec.horizons[:-1]) if len(spec.horizons) > 1 else 0.0
+    return (spec.steps + branch_steps) * spec.tokens_per_step
+
+
 def job_work(spec: RunSpec) -> float:
-    """A job's training work in exact FLOPs: its main run plus the cooldown of each WSD branch.
+    """A job's training work in exact FLOPs (:func:`job_tokens` x exact FLOPs per token).
 
     The sweep's ETA weighs jobs by this, not by count: a 600k-parameter run costs many times
     a 15k one, and a stable WSD run pays extra only for its branches' cooldowns.
     """
-    s = spec.schedule
-    branch_steps = sum(s.cooldown_frac * h.steps for h in spec.horizons[:-1]) if len(spec.horizons) > 1 else 0.0
-    return (spec.steps + branch_steps) * spec.tokens_per_step * spec.flops_per_token.exact
+    return job_tokens(spec) * spec.flops_per_token.exact
 
 
 def sweep_work(jobs: list[ResolvedJob]) -> list[float]:

@@ -129,24 +129,29 @@ class DemoShape:
 
 
 def demo_shapes() -> list[DemoShape]:
-    """Every distinct (shape, batch) of the demo sweep, smallest first, each grid point resolved once."""
-    from scaling.errors import ScalingError
-    from scaling.train.spec import resolve_spec
+    """Every distinct training run of the demo sweep, smallest first, as the sweep trains it.
 
-    seen: dict[tuple, DemoShape] = {}
+    Jobs are resolved by the sweep's own resolver (WSD jobs of one size merge into one run with
+    cooldown branches), so a run shared by several budgets is counted once, with its branches.
+    """
+    from scaling.errors import ScalingError
+    from scaling.sweep import job_tokens
+    from scaling.train.dry_run import resolve_job
+    from scaling.train.runid import run_id_for
+
+    seen: dict[str, DemoShape] = {}
     for flops, offset in demo_points():
         overrides = ("+experiment=demo", f"train.flops={flops}", f"grid.offset={offset}")
         try:
-            spec = resolve_spec(compose(overrides), 512)
-        except ScalingError:  # the smallest offsets of the smallest budgets have no shape
+            job = resolve_job(compose(overrides), list(overrides))
+        except ScalingError:  # the smallest offsets of the smallest budgets may have no shape
             continue
-        key = (spec.shape, spec.batch_size)
-        first = seen.get(key)
-        case = first.case if first else Case(f"{flops}/{offset:+d}", overrides)
-        tokens = (first.tokens if first else 0) + spec.steps * spec.tokens_per_step
-        seen[key] = DemoShape(case, spec.shape.d_model, spec.shape.n_layers, tokens)
-    order = sorted(seen.items(), key=lambda kv: (kv[0][0].d_model * kv[0][0].n_layers, kv[0][1]))
-    return [shape for _, shape in order]
+        run_id = run_id_for(job.config)
+        if run_id not in seen:
+            spec = job.spec
+            case = Case(f"{flops}/{offset:+d}", overrides)
+            seen[run_id] = DemoShape(case, spec.shape.d_model, spec.shape.n_layers, int(job_tokens(spec)))
+    return sorted(seen.values(), key=lambda shape: (shape.d_model * shape.n_layers, shape.case.name))
 
 
 def demo_ladder() -> list[Case]:

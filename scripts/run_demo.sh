@@ -28,6 +28,8 @@ swept=$(date +%s)
 # 2. Fit every law with 1000 bootstrap resamples, and check the law on the largest budget, held out.
 scaling fit "$out" --bootstrap 1000 --holdout-largest-budget --json "$out/fit.json" --plots "$out/figures" \
   | tee "$out/fit.txt"
+# The main job's own check of its law: one line per goal, PASS or FAIL, with the numbers.
+python3 scripts/check_demo.py "$out/fit.json" | tee "$out/check.txt"
 fitted=$(date +%s)
 
 # 3. The compute-optimal recommendation at 10x the largest budget, from the fitted law and its bootstrap.

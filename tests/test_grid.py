@@ -217,3 +217,51 @@ def test_fixed_depth_is_a_width_ladder() -> None:
     shapes = [shape_for_params(n, "llama", **kw) for n in (3e4, 6e4, 1.2e5, 2.4e5)]
     assert {s.n_layers for s in shapes} == {2}
     assert [s.d_model for s in shapes] == sorted({s.d_model for s in shapes})
+
+
+def _demo_grid() -> tuple[dict, list[float], list[float]]:
+    import yaml
+
+    from scaling.config import CONFIG_DIR
+
+    preset = yaml.safe_load((CONFIG_DIR / "experiment" / "demo.yaml").read_text())
+    params = preset["hydra"]["sweeper"]["params"]
+    budgets = [float(v) for v in str(params["train.flops"]).split(",")]
+    offsets = [float(v) for v in str(params["grid.offset"]).split(",")]
+    return preset, budgets, offsets
+
+
+def test_demo_grid_straddles_the_prior_optimum_at_every_budget() -> None:
+    """The main job's design (issue 12): at every budget, sizes sit on both sides of the prior N_opt,
+    on one fixed depth (a width ladder), with at least 4 budgets over at least 8x in C."""
+    from scaling.train.dry_run import resolve_job
+
+    preset, budgets, offsets = _demo_grid()
+    assert len(budgets) >= 4 and max(budgets) / min(budgets) >= 8
+    assert sorted(budgets) == sorted(float(b) for b in preset["grid"]["budgets"])
+    for budget in budgets:
+        sizes = []
+        for offset in offsets:
+            cfg = compose_train(["+experiment=demo", f"train.flops={budget}", f"grid.offset={offset}"])
+            shape = resolve_job(cfg, []).spec.shape
+            sizes.append(count_params(shape).with_head)
+            assert shape.n_layers == preset["grid"]["n_layers"]
+        prior = n_opt_prior(budget, preset["grid"]["prior"])
+        below, above = [n for n in sizes if n < prior / 1.2], [n for n in sizes if n > prior * 1.2]
+        assert len(below) >= 2 and len(above) >= 2, (budget, prior, sizes)
+        assert sizes == sorted(sizes)
+
+
+def test_demo_grid_trains_one_run_per_size() -> None:
+    """WSD branches: the 20 (C, offset) points of the demo come from one training run per distinct size."""
+    from scaling.train.dry_run import resolve_job
+    from scaling.train.runid import run_id_for
+
+    _, budgets, offsets = _demo_grid()
+    runs, shapes = set(), set()
+    for budget in budgets:
+        for offset in offsets:
+            job = resolve_job(compose_train(["+experiment=demo", f"train.flops={budget}", f"grid.offset={offset}"]), [])
+            runs.add(run_id_for(job.config))
+            shapes.add((job.spec.shape.d_model, job.spec.shape.n_layers))
+    assert len(runs) == len(shapes) < len(budgets) * len(offsets)
