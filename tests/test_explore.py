@@ -2,7 +2,9 @@
 
 The browser tests use Debian's ``chromium`` and ``chromium-driver`` through Selenium 4 (no browser
 download). Outside CI they skip when either is absent; in CI (``CI`` set) they fail instead.
-Set ``EXPLORER_SCREENSHOT=PATH`` to keep the screenshot (the README image is made that way).
+Set ``EXPLORER_SCREENSHOT=1`` to keep the screenshot as results/demo_reference/explorer.png, the README's
+image (or ``EXPLORER_SCREENSHOT=PATH`` to put it elsewhere). Building the page takes seconds and each
+browser test a few more, so those are ``slow``; the bad-input tests stay in the fast tier.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from scaling.cli import main
 from scaling.errors import USER_ERROR_EXIT
 
 DEMO = REPO_ROOT / "results" / "demo_reference"
+SCREENSHOT = DEMO / "explorer.png"  # the README's image
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PLOTS = ("plot-dim", "plot-laws", "plot-isoflop", "plot-frontier", "plot-planner", "plot-resid")
@@ -88,6 +91,10 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("explore")
     fit = copy.deepcopy(_fit())
     fit["approach3"]["alpha"] *= 0.8
+    # Its own R_D*, R_N* (as `scaling fit --form data-constrained` writes them), so the unique-tokens
+    # slider plans with the fit's law for it, as `scaling plan --fit` does.
+    a3 = fit["approach3"]
+    fit["data_constrained"] = {**{k: a3[k] for k in ("E", "A", "B", "alpha", "beta")}, "R_D": 8.0, "R_N": 4.0}
     fit["input"]["path"] = str(DEMO)  # its runs, wherever the test runs from
     variant = _write_fit(tmp / "steeper" / "fit.json", fit)
     out = tmp / "explorer.html"
@@ -108,6 +115,7 @@ def demo_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_page_is_self_contained(page: Path) -> None:
     html = page.read_text()
     size = page.stat().st_size
@@ -118,6 +126,7 @@ def test_page_is_self_contained(page: Path) -> None:
     assert re.search(r"<link[^>]*\shref\s*=", html) is None
 
 
+@pytest.mark.slow
 def test_wandb_artifact_offline(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
@@ -129,6 +138,43 @@ def test_wandb_artifact_offline(page: Path, tmp_path: Path, monkeypatch: pytest.
     assert artifact.manifest.entries["explorer.html"].size == page.stat().st_size
     html_media = list(tmp_path.rglob("media/html/*.html"))
     assert html_media and html_media[0].stat().st_size == page.stat().st_size
+
+
+@pytest.mark.slow
+def test_explore_wandb_offline_without_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scaling explore ... --wandb` as the main job runs it: no WANDB_MODE, no credentials -> offline, one line."""
+    from test_wandb import read_offline_run
+
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "explorer.html"
+    assert main(["explore", str(DEMO), "-o", str(out), "--wandb"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("wandb: explorer page logged offline"), lines
+    (run_dir,) = tmp_path.glob("wandb/offline-run-*")
+    run = read_offline_run(run_dir)
+    # The sweep's project (scaling-train's logging.project) and group (its experiment name).
+    assert (run["project"], run["group"], run["job_type"]) == ("scaling", "demo", "explore")
+    assert [p.stat().st_size for p in run_dir.rglob("media/html/*.html")] == [out.stat().st_size]
+
+
+def test_explore_wandb_disabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scaling.explore.wandb_artifact import log_explorer_of_sweep, sweep_project_and_group
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "explorer.html").write_text("<html></html>")
+    assert not log_explorer_of_sweep(tmp_path / "explorer.html", [DEMO])
+    assert capsys.readouterr().out == "wandb: off (WANDB_MODE=disabled); the explorer page was not logged\n"
+    assert not (tmp_path / "wandb").exists()
+    assert sweep_project_and_group([DEMO]) == ("scaling", "demo")
 
 
 # -- in a real browser ------------------------------------------------------------------------
@@ -170,6 +216,7 @@ def _drawn(browser: Any, plot_id: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_loads_without_errors_or_requests(browser: Any, page: Path) -> None:
     _open(browser, page)
     severe = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
@@ -206,6 +253,7 @@ CONTROLS = [  # control, new value, the plot it must change
     ("ctl-refs", "", "plot-frontier"),
     ("ctl-budget", "20", "plot-planner"),
     ("ctl-inf", "12", "plot-planner"),
+    ("ctl-unique", "10", "plot-planner"),
     ("ctl-gpu", "A100", "plot-planner"),
     ("ctl-mfu", "0.2", "plot-planner"),
     ("ctl-price", "5", "plot-planner"),
@@ -214,6 +262,7 @@ CONTROLS = [  # control, new value, the plot it must change
 ]
 
 
+@pytest.mark.slow
 def test_each_control_changes_what_is_drawn(browser: Any, page: Path) -> None:
     _open(browser, page)
     for control, value, plot_id in CONTROLS:
@@ -229,6 +278,7 @@ def test_each_control_changes_what_is_drawn(browser: Any, page: Path) -> None:
     assert browser.get_log("browser") == []
 
 
+@pytest.mark.slow
 def test_planner_equals_scaling_plan(browser: Any, page: Path, capsys: pytest.CaptureFixture[str]) -> None:
     k, inf_index = 25, 13  # 10^2.5 x the fit's C*; 10^12 inference tokens (index 0 = none, then 10^6 step 10^0.5)
     _open(browser, page, f"#k={k}&inf={inf_index}")
@@ -259,8 +309,53 @@ def test_planner_equals_scaling_plan(browser: Any, page: Path, capsys: pytest.Ca
     assert shown["saving"] == pytest.approx(want["inference"]["saving"], rel=1e-3)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("variant", "unique_index", "command"),
+    [  # index i on the slider = 10^(5 + i/4) unique tokens
+        (0, 8, ["--law", "muennighoff2023"]),  # a Chinchilla fit: the published law, as `scaling plan` uses
+        (0, 14, ["--law", "muennighoff2023"]),
+        (1, 8, ["--fit", "VARIANT"]),  # a fit with R_D*, R_N*: its own law, as `scaling plan --fit` uses
+    ],
+)
+def test_unique_tokens_equal_scaling_plan(
+    browser: Any, page: Path, capsys: pytest.CaptureFixture[str], variant: int, unique_index: int, command: list[str]
+) -> None:
+    """The unique-tokens slider: N, D, epochs, loss and penalties equal `scaling plan --unique-tokens U --json`."""
+    k = 25
+    _open(browser, page, f"#v={variant}&k={k}&uq={unique_index}")
+    plan = browser.execute_script("return window.explorer.plan")
+    dc = plan["data_constrained"]
+    shown = {
+        el.get_attribute("data-key"): float(el.get_attribute("data-value"))
+        for el in browser.find_elements("css selector", "#plan-table [data-key^=dc_]")
+    }
+    unique = 10 ** (5 + unique_index / 4)
+    assert dc["unique"] == pytest.approx(unique, rel=1e-12)
+    fit_json = str(page.parent / "steeper" / "fit.json")
+    argv = ["plan", *[fit_json if a == "VARIANT" else a for a in command], "--flops", repr(plan["flops"])]
+    assert main([*argv, "--unique-tokens", repr(dc["unique"]), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)["data_constrained_plan"]
+    assert want["law"] == ("muennighoff2023" if variant == 0 else "fit:fit.json")
+    assert shown["dc_n"] == pytest.approx(want["optimum"]["n"], rel=1e-3)
+    assert dc["d"] == pytest.approx(want["optimum"]["d"], rel=1e-3)
+    assert shown["dc_epochs"] == pytest.approx(want["optimum"]["epochs"], rel=1e-3)
+    assert shown["dc_loss"] == pytest.approx(want["optimum"]["loss"], rel=1e-3)
+    assert shown["dc_free_loss"] == pytest.approx(want["unconstrained"]["loss"], rel=1e-3)
+    assert dc["unconstrained"]["n"] == pytest.approx(want["unconstrained"]["n"], rel=1e-3)
+    assert shown["dc_naive_loss"] == pytest.approx(want["unconstrained_under_limit"]["loss"], rel=1e-3)
+    assert shown["dc_loss_penalty"] == pytest.approx(want["loss_penalty"], rel=1e-3, abs=1e-6)
+    assert dc["equivalent_flops"] == pytest.approx(want["equivalent_unconstrained_flops"], rel=1e-3)
+    assert shown["dc_compute_penalty"] == pytest.approx(want["compute_penalty"], rel=1e-3, abs=1e-6)
+    if unique_index == 8:
+        assert want["optimum"]["epochs"] > 2  # the limit binds: repeated epochs, a real penalty
+    table = browser.find_element("id", "plan-table").text
+    assert ("published muennighoff2023 law, not your fit" in table) == (variant == 0)
+
+
+@pytest.mark.slow
 def test_export_and_screenshot(browser: Any, demo_page: Path, tmp_path: Path) -> None:
-    _open(browser, demo_page)
+    _open(browser, demo_page, "#uq=4")  # the default view, with 10^6 unique tokens: the data-constrained plan shows
     url = browser.execute_async_script(
         "const done = arguments[arguments.length - 1]; window.explorer.png('plot-frontier').then(done, e => done(String(e)));"
     )
@@ -270,5 +365,6 @@ def test_export_and_screenshot(browser: Any, demo_page: Path, tmp_path: Path) ->
     assert csv[0] == "trace,x,y" and len(csv) > 15
     shot = tmp_path / "explorer.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 50_000
-    if os.environ.get("EXPLORER_SCREENSHOT"):
-        shutil.copyfile(shot, os.environ["EXPLORER_SCREENSHOT"])
+    keep = os.environ.get("EXPLORER_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, SCREENSHOT if keep == "1" else Path(keep))

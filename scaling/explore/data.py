@@ -2,8 +2,9 @@
 
 The page evaluates closed forms itself -- the Chinchilla law L = E + A/N^α + B/D^β (Hoffmann et al.
 2022, eq. 2), its compute-optimal allocation (eq. 4) over the fit's bootstrap samples for the CIs, and
-the inference-aware allocation (Sardana et al. 2023) -- so that every slider answers at once without a
-server. What needs the Python planner is precomputed here and only looked up by the page: the model
+the inference-aware allocation (Sardana et al. 2023) and the data-constrained optimum (Muennighoff et al.
+2023, the same grid-and-refine search as ``DataConstrainedLaw.optimum``) -- so that every slider answers
+at once without a server. What needs the Python planner is precomputed here and only looked up by the page: the model
 shape ``scaling plan`` picks for N_opt at each step of the budget slider, shapes on a fine grid of N
 for the inference-aware size, and where the reference models sit on each fitted law.
 """
@@ -17,7 +18,8 @@ import numpy as np
 
 from scaling.explore.inputs import Variant
 from scaling.fit.points import group_by_log
-from scaling.laws import LAWS, PF_DAY, Allocation, KaplanLaw
+from scaling.laws import LAWS, MUENNIGHOFF2023, PF_DAY, Allocation, KaplanLaw
+from scaling.plan.data_constrained import load_data_constrained_fit
 from scaling.plan.planner import make_plan, place_models, plan_shape
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, record_to_row
 
@@ -149,6 +151,32 @@ def _planner_tables(v: Variant, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _data_constrained_law(v: Variant) -> dict[str, Any]:
+    """The law the unique-tokens slider plans under: what ``scaling plan --fit FIT --unique-tokens U`` uses.
+
+    That command plans with the fit's own R_D*, R_N* (a ``data_constrained`` object) and refuses a
+    Chinchilla fit without them; it never grafts the published R_D*, R_N* onto a fitted base law. So for
+    such a fit the page shows the published muennighoff2023 plan (``scaling plan --unique-tokens U``),
+    labelled as such, and not the user's law.
+    """
+    if isinstance(v.fit.get("data_constrained"), dict):
+        law = load_data_constrained_fit(v.source).law
+        source, command = "fit", f"scaling plan --fit {v.source}"
+    else:
+        law, source, command = MUENNIGHOFF2023, "published", f"scaling plan --law {MUENNIGHOFF2023.name}"
+    b = law.base
+    return {
+        "source": source,
+        "name": law.name,
+        "description": law.description,
+        "corpus": law.corpus,
+        "command": command,
+        "theta": [float(x) for x in (b.E, b.A, b.B, b.alpha, b.beta)],
+        "r_d": float(law.r_d),
+        "r_n": float(law.r_n),
+    }
+
+
 def _groups(runs: list[dict[str, Any]], conv: str, rel_tol: float) -> list[dict[str, Any]]:
     """isoFLOP groups: runs whose C under the fit's convention agree within ``rel_tol`` (as Approach 2 groups)."""
     if not runs:
@@ -203,6 +231,7 @@ def _variant_entry(v: Variant) -> dict[str, Any]:
         "groups": _groups(runs, str(fit["flops"]), tol),
         "references": places,
         "planner": _planner_tables(v, runs),
+        "data_constrained": _data_constrained_law(v),
     }
 
 

@@ -8,6 +8,9 @@
  *  - inference-aware allocation (Sardana et al. 2023): for the compute-optimal loss and T inference
  *    tokens, the N on the iso-loss curve that minimises 6ND + 2NT (the same log-grid scan and bounded
  *    refinement as scaling.laws.inference_optimal);
+ *  - data-constrained allocation (Muennighoff et al. 2023, eq. 5-7): with U unique tokens, the N on C = 6ND
+ *    minimising E + A/N'^alpha + B/D'^beta (effective N', D'), by the same log-grid scan and bounded
+ *    refinement as scaling.laws.DataConstrainedLaw.optimum, beside the base law's unconstrained plan;
  *  - Kaplan et al. 2020's empirical frontier N_opt = 1.3e9 (C / PF-day)^0.73, D = C / (6N).
  * Model shapes come from the Python planner, precomputed per budget step and on a grid of N.
  */
@@ -19,13 +22,16 @@
   const LAW_COLORS = { kaplan2020: "#8c564b", hoffmann2022: "#e377c2", besiroglu2024: "#7f7f7f" };
   const INF_EXPONENTS = [null]; // lifetime inference tokens: none, then 10^6 .. 10^16 in half decades
   for (let e = 6; e <= 16.001; e += 0.5) INF_EXPONENTS.push(Math.round(e * 10) / 10);
+  const UNIQUE_EXPONENTS = []; // unique tokens available: 10^5 .. 10^14 in quarter decades, then unlimited
+  for (let e = 5; e <= 14.001; e += 0.25) UNIQUE_EXPONENTS.push(Math.round(e * 100) / 100);
+  UNIQUE_EXPONENTS.push(null);
   const OPTIMAL_FACTOR = 1.5; // approaches "disagree" when their N_opt differ by more (scaling.plan's factor)
   const v0 = V[0];
   const state = {
     v: 0, dim: "N", lawq: "n", count: v0.params, conv: v0.flops, slice: "all", frontier: "nd", refs: 1,
-    k: 0, inf: 0, gpu: "H100 SXM", mfu: 0.4, price: 2.5, resid: "insample",
+    k: 0, inf: 0, uq: UNIQUE_EXPONENTS.length - 1, gpu: "H100 SXM", mfu: 0.4, price: 2.5, resid: "insample",
   };
-  const NUMERIC = new Set(["v", "refs", "k", "inf", "mfu", "price"]);
+  const NUMERIC = new Set(["v", "refs", "k", "inf", "uq", "mfu", "price"]);
 
   // ---------------------------------------------------------------- maths
   const pow = Math.pow;
@@ -69,6 +75,25 @@
     const rem = loss - th[0] - th[1] / pow(n, th[3]);
     return rem > 0 ? pow(th[2] / rem, 1 / th[4]) : Infinity;
   }
+  // The minimum of cost(x) on [lo, hi] as scaling.laws searches it: m grid points, the lowest (NaN skipped,
+  // as numpy's nanargmin), then a bounded search on its two neighbouring cells (golden section here, where
+  // Python uses scipy's bounded Brent; both converge to 1e-12 in x), kept only if no worse than the grid.
+  function minimiseOnGrid(cost, lo, hi, m) {
+    const grid = [], costs = [];
+    for (let i = 0; i < m; i++) { const x = lo + ((hi - lo) * i) / (m - 1); grid.push(x); costs.push(cost(x)); }
+    let i = -1;
+    for (let j = 0; j < m; j++) if (!Number.isNaN(costs[j]) && (i < 0 || costs[j] < costs[i])) i = j;
+    if (i < 0) return NaN;
+    let a = grid[Math.max(i - 1, 0)], b = grid[Math.min(i + 1, m - 1)];
+    const gr = (Math.sqrt(5) - 1) / 2;
+    let x1 = b - gr * (b - a), x2 = a + gr * (b - a), f1 = cost(x1), f2 = cost(x2);
+    for (let it = 0; it < 200 && b - a > 1e-12; it++) {
+      if (f1 < f2) { b = x2; x2 = x1; f2 = f1; x1 = b - gr * (b - a); f1 = cost(x1); }
+      else { a = x1; x1 = x2; f1 = f2; x2 = a + gr * (b - a); f2 = cost(x2); }
+    }
+    const xm = (a + b) / 2;
+    return cost(xm) <= costs[i] ? xm : grid[i];
+  }
   function inferenceOptimal(th, ref, t) { // scaling.laws.inference_optimal
     const target = ref.loss, gap = target - th[0];
     const nMin = gap > 0 ? pow(th[1] / gap, 1 / th[3]) : Infinity;
@@ -76,21 +101,28 @@
     const lo = Math.log(nMin) + 1e-9, hi = Math.log(Math.max(ref.n, nMin) * 1e3);
     const cost = (x) => { const n = Math.exp(x), d = tokensForLoss(th, n, target);
       return Number.isFinite(d) ? 6 * n * d + 2 * n * t : Infinity; };
-    const m = 2001, grid = [], costs = [];
-    for (let i = 0; i < m; i++) { const x = lo + ((hi - lo) * i) / (m - 1); grid.push(x); costs.push(cost(x)); }
-    let i = 0;
-    for (let j = 1; j < m; j++) if (costs[j] < costs[i]) i = j;
-    let a = grid[Math.max(i - 1, 0)], b = grid[Math.min(i + 1, m - 1)];
-    const gr = (Math.sqrt(5) - 1) / 2; // golden-section search on the bracketing cells
-    let x1 = b - gr * (b - a), x2 = a + gr * (b - a), f1 = cost(x1), f2 = cost(x2);
-    for (let it = 0; it < 200 && b - a > 1e-12; it++) {
-      if (f1 < f2) { b = x2; x2 = x1; f2 = f1; x1 = b - gr * (b - a); f1 = cost(x1); }
-      else { a = x1; x1 = x2; f1 = f2; x2 = a + gr * (b - a); f2 = cost(x2); }
-    }
-    const xm = (a + b) / 2;
-    const best = cost(xm) <= costs[i] ? xm : grid[i];
-    const n = Math.exp(best), d = tokensForLoss(th, n, target);
+    const n = Math.exp(minimiseOnGrid(cost, lo, hi, 2001)), d = tokensForLoss(th, n, target);
     return { n, d, loss: law(th, n, d) };
+  }
+  function dataConstrainedLoss(L, n, d, u) { // scaling.laws.DataConstrainedLaw.loss: E + A/N'^alpha + B/D'^beta
+    const [, A, B, al, be] = L.theta;
+    const g = pow((al * A) / (be * B), 1 / (al + be));
+    const dEff = u + u * L.r_d * (1 - Math.exp(-Math.max(d / u - 1, 0) / L.r_d)); // repeats decay with R_D*
+    const uN = Math.min(n, g * pow(g * u, be / al)); // the one-epoch compute-optimal N for U tokens
+    const nEff = uN + uN * L.r_n * (1 - Math.exp(-Math.max(n / uN - 1, 0) / L.r_n)); // excess N decays with R_N*
+    return law(L.theta, nEff, dEff);
+  }
+  function dataConstrainedOptimum(L, c, u) { // DataConstrainedLaw.optimum: six decades either side of N_opt
+    const onBudget = (x) => { const n = Math.exp(x), d = c / (6 * n); return dataConstrainedLoss(L, n, d, Math.min(u, d)); };
+    const centre = Math.log(optimal(L.theta, c).n);
+    const n = Math.exp(minimiseOnGrid(onBudget, centre - 6 * Math.LN10, centre + 6 * Math.LN10, 2401));
+    return { n, d: c / (6 * n), loss: onBudget(Math.log(n)) };
+  }
+  function optimalFlopsForLoss(th, loss) { // ChinchillaLaw.optimal_flops_for_loss: invert L_opt(C) = E + K (C/6)^(-αβ/(α+β))
+    const gap = loss - th[0];
+    if (!(gap > 0)) return Infinity;
+    const k = optimal(th, 6).loss - th[0];
+    return 6 * pow(gap / k, -(th[3] + th[4]) / (th[3] * th[4]));
   }
   function kaplanOptimal(L, c) { const n = L.n_opt_coeff * pow(c / L.pf_day, L.n_opt_exponent); return { n, d: c / (6 * n) }; }
   function logspace(lo, hi, m = 160) {
@@ -340,6 +372,14 @@
 
   // ---------------------------------------------------------------- panel 5: planner
   function infTokens() { const e = INF_EXPONENTS[state.inf]; return e === null ? null : pow(10, e); }
+  function uniqueTokens() { const e = UNIQUE_EXPONENTS[state.uq]; return e === null || e === undefined ? null : pow(10, e); }
+  function dataConstrainedPlan(L, c, u) { // scaling.plan.data_constrained.make_data_constrained_plan, without CIs
+    const o = dataConstrainedOptimum(L, c, u), free = optimal(L.theta, c);
+    const equivalent = optimalFlopsForLoss(L.theta, o.loss);
+    return { unique: u, n: o.n, d: o.d, loss: o.loss, epochs: o.d / Math.min(u, o.d), unconstrained: free,
+      naive_loss: dataConstrainedLoss(L, free.n, free.d, Math.min(u, free.d)), naive_epochs: free.d / Math.min(u, free.d),
+      loss_penalty: o.loss - free.loss, equivalent_flops: equivalent, compute_penalty: c / equivalent - 1 };
+  }
   function plannerNumbers() {
     const v = V[state.v], P = v.planner;
     const k = Math.min(Math.max(state.k, P.budget_k_lo), P.budget_k_hi);
@@ -353,6 +393,8 @@
     out.gpu_hours = hours(c);
     out.gpu_hours_exact = out.flops_exact ? hours(out.flops_exact) : null;
     out.cost = out.gpu_hours * state.price;
+    const u = uniqueTokens();
+    if (u !== null) out.data_constrained = dataConstrainedPlan(v.data_constrained, c, u);
     const t = infTokens();
     if (t !== null) {
       const aware = inferenceOptimal(v.theta, o, t);
@@ -374,6 +416,7 @@
     document.getElementById("out-budget").textContent = sci(p.flops) + " FLOPs";
     const t = infTokens();
     document.getElementById("out-inf").textContent = t === null ? "none" : si(t);
+    document.getElementById("out-unique").textContent = p.data_constrained ? si(p.data_constrained.unique) : "unlimited";
     document.getElementById("out-mfu").textContent = state.mfu.toFixed(2);
     document.getElementById("out-price").textContent = "$" + state.price.toFixed(2);
     const ci = p.ci;
@@ -396,6 +439,22 @@
         row("same loss for", `${(100 * I.saving).toFixed(1)}% fewer total FLOPs (${sci(I.total_aware)} vs ${sci(I.total_chinchilla)})`, num("saving", I.saving)) +
         row("aware shape", esc(shapeText(I.shape)) + (I.shape && !I.shape.error ? " (planner's shape for N within 1%)" : ""), `style="font-weight:normal;text-align:left"`) +
         row("train + serve cost", `${money(I.cost)} vs ${money(I.cost_chinchilla)} compute-optimal (same GPU, MFU, price)`);
+    }
+    const L = v.data_constrained, dc = p.data_constrained;
+    if (dc) {
+      const whose = L.source === "fit" ? `${esc(v.label)}'s data-constrained fit` :
+        `the published ${esc(L.name)} law, not your fit: it has no R_D*/R_N*, and <code>scaling plan --fit --unique-tokens</code> refuses it`;
+      const pen = dc.loss_penalty, u0 = dc.unconstrained;
+      html += `<tr><td colspan="2" style="text-align:left;padding-top:8px"><b>Data-constrained</b> with ${si(dc.unique)} unique tokens ` +
+        `(Muennighoff et al. 2023): ${whose}. R_D* = ${fmt3(L.r_d)}, R_N* = ${fmt3(L.r_n)}; loss in nats/token on ${esc(L.corpus)}. ` +
+        `Same numbers as <code>${esc(L.command)} --flops C --unique-tokens U</code>.</td></tr>` +
+        row("N, D", `${si(dc.n)} params on ${si(dc.d)} tokens`, num("dc_n", dc.n)) +
+        row("epochs", `${fmt3(dc.epochs)} over the unique tokens`, num("dc_epochs", dc.epochs)) +
+        row("predicted loss", dc.loss.toFixed(4), num("dc_loss", dc.loss)) +
+        row("unconstrained", `${si(u0.n)} on ${si(u0.d)} tokens, loss ${u0.loss.toFixed(4)} (base law, unlimited data)`, num("dc_free_loss", u0.loss)) +
+        row("&nbsp;&nbsp;under the limit", `the same N, D on ${si(dc.unique)} unique tokens (${fmt3(dc.naive_epochs)} epochs): loss ${dc.naive_loss.toFixed(4)}`, num("dc_naive_loss", dc.naive_loss)) +
+        row("loss penalty", `${pen >= 0 ? "+" : ""}${pen.toFixed(4)} nats/token (${pen >= 0 ? "+" : ""}${(100 * pen / u0.loss).toFixed(2)}%) against unlimited data`, num("dc_loss_penalty", pen)) +
+        row("compute penalty", `unlimited data reaches loss ${dc.loss.toFixed(4)} with ${sci(dc.equivalent_flops)} FLOPs: the limit costs ${dc.compute_penalty >= 0 ? "+" : ""}${(100 * dc.compute_penalty).toFixed(1)}% compute`, num("dc_compute_penalty", dc.compute_penalty));
     }
     document.getElementById("plan-table").innerHTML = html;
     // The picture: train (+ serve) cost along the iso-loss curve of the planned loss; its minimum is the plan.
@@ -502,7 +561,7 @@
   }
   const defaults = { ...state };
   const CONTROLS = { v: "ctl-variant", dim: "ctl-dim", lawq: "ctl-lawq", count: "ctl-count", conv: "ctl-conv", slice: "ctl-slice",
-    frontier: "ctl-frontier", k: "ctl-budget", inf: "ctl-inf", gpu: "ctl-gpu", mfu: "ctl-mfu", price: "ctl-price", resid: "ctl-resid" };
+    frontier: "ctl-frontier", k: "ctl-budget", inf: "ctl-inf", uq: "ctl-unique", gpu: "ctl-gpu", mfu: "ctl-mfu", price: "ctl-price", resid: "ctl-resid" };
   function syncControls() {
     for (const [k, id] of Object.entries(CONTROLS)) document.getElementById(id).value = String(state[k]);
     document.getElementById("ctl-refs").checked = !!state.refs;
@@ -530,6 +589,8 @@
     setBudgetRange();
     const inf = document.getElementById("ctl-inf");
     inf.min = 0; inf.max = INF_EXPONENTS.length - 1; inf.step = 1;
+    const uq = document.getElementById("ctl-unique");
+    uq.min = 0; uq.max = UNIQUE_EXPONENTS.length - 1; uq.step = 1;
     for (const [k, id] of Object.entries(CONTROLS)) {
       const el = document.getElementById(id);
       el.addEventListener(el.type === "range" ? "input" : "change", () => {
