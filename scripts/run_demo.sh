@@ -36,8 +36,13 @@ fitted=$(date +%s)
 cstar=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['at_flops'])" "$out/fit.json")
 scaling plan --fit "$out/fit.json" --flops "$cstar" --family llama --vocab-size 512 --context 64 | tee "$out/plan.txt"
 
-# 4. One self-contained interactive page over the runs and fits.
-scaling explore "$out" -o "$out/explorer.html"
+# 4. One self-contained interactive page over the runs and fits; with W&B on (the default, offline without
+# credentials) it is also logged as an HTML artifact of the sweep.
+wandb_flag=--wandb
+for arg in "$@"; do
+  case "$arg" in logging.wandb=false | logging.wandb=False) wandb_flag= ;; esac
+done
+scaling explore "$out" -o "$out/explorer.html" $wandb_flag
 explored=$(date +%s)
 
 # 5. How this run's law compares with the committed reference run.
