@@ -209,6 +209,7 @@ class HFDataConfig:
     builder_kwargs: Any = MISSING  # extra builder options, e.g. {sample_by: document}; null = none (Any: OmegaConf
     # 2.3 fails to override a null Optional[Dict] with a dict, so the mapping is checked in scaling.data.settings)
     allow_repeat: bool = MISSING  # train past one epoch of the prepared tokens (recorded as epochs)
+    unique_tokens: Any = MISSING  # train on U tokens of the training split (spread blocks), repeated; null = all
 
 
 @dataclass
