@@ -14,21 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaling.train.runid import run_id_for
-from scaling.train.spec import RunSpec, merge_wsd_budgets, resolve_spec
-
-
-def job_vocab(cfg: dict[str, Any]) -> tuple[int, str]:
-    """The vocab a job will see, without loading a corpus, and where that number comes from.
-
-    model.vocab_size when set, else the local BPE's size, else GPT-2's as a stand-in
-    for a Hugging Face tokenizer (its true size is known only once it is loaded).
-    """
-    data, model = cfg["data"], cfg["model"]
-    if model["vocab_size"]:
-        return int(model["vocab_size"]), "model.vocab_size"
-    if data["kind"] == "pysource" and data["tokenizer"] == "bpe":
-        return int(data["vocab_size"]), "data.vocab_size of the local BPE"
-    return 50257, "GPT-2's, a stand-in until the tokenizer is loaded"
+from scaling.train.spec import RunSpec, job_vocab, merge_wsd_budgets, resolve_spec
 
 
 @dataclass(frozen=True)

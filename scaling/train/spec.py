@@ -91,6 +91,20 @@ def merge_wsd_budgets(cfg: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def job_vocab(cfg: Mapping[str, Any]) -> tuple[int, str]:
+    """The vocab a job will see, without loading a corpus, and where that number comes from.
+
+    model.vocab_size when set, else the local BPE's size, else GPT-2's as a stand-in
+    for a Hugging Face tokenizer (its true size is known only once it is loaded).
+    """
+    data, model = cfg["data"], cfg["model"]
+    if model["vocab_size"]:
+        return int(model["vocab_size"]), "model.vocab_size"
+    if data["kind"] == "pysource" and data["tokenizer"] == "bpe":
+        return int(data["vocab_size"]), "data.vocab_size of the local BPE"
+    return 50257, "GPT-2's, a stand-in until the tokenizer is loaded"
+
+
 def _merge_isoflop_wsd(cfg: dict[str, Any]) -> dict[str, Any]:
     """With ``schedule=wsd`` and ``grid.budgets``/``grid.offsets``, one run per size serves every budget.
 
@@ -114,7 +128,7 @@ def _merge_isoflop_wsd(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ScalingError(
             f"train.flops={flops:g}, grid.offset={offset:g} is not a point of grid.budgets={budgets} x grid.offsets={offsets}"
         )
-    vocab = int(cfg["model"]["vocab_size"] or cfg["data"].get("vocab_size") or 0)
+    vocab, _ = job_vocab(cfg)  # every probe at one vocab, as the sweep's resolver sees it
     shape = resolve_shape(cfg, vocab)
     served: dict[float, float] = {}  # budget -> the offset that lands on this shape there
     for budget in budgets:
