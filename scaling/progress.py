@@ -10,9 +10,19 @@ unequal items (a 15k- and a 600k-parameter run) do not skew it.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import TextIO
+
+#: A phase that ends within this many seconds prints nothing at all: only long phases report.
+QUIET_S = 2.0
+_LINE = re.compile(r"^.+: (\d+% · elapsed \d+:\d\d:\d\d( · ETA \d+:\d\d:\d\d)?|done in \d+:\d\d:\d\d)$")
+
+
+def is_progress_line(line: str) -> bool:
+    """Whether ``line`` is one of :class:`PhaseProgress`'s, so callers (and tests) can tell it from a warning."""
+    return bool(_LINE.match(line.lstrip("\r")))
 
 
 def format_seconds(seconds: float) -> str:
@@ -32,6 +42,7 @@ class PhaseProgress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.started = time.monotonic()
         self.last_print = self.started
+        self.printed = False
         self.done = 0.0
 
     def line(self) -> str:
@@ -47,17 +58,22 @@ class PhaseProgress:
         """Set the work done so far; prints when due (always redraws on a terminal)."""
         self.done = min(float(done), self.total)
         now = time.monotonic()
+        if now - self.started < QUIET_S:
+            return
         if self.tty:
             print("\r" + self.line(), end="", file=self.stream, flush=True)
+            self.printed = True
         elif now - self.last_print >= self.every_s:
             print(self.line(), file=self.stream, flush=True)
-            self.last_print = now
+            self.last_print, self.printed = now, True
 
     def advance(self, amount: float = 1.0) -> None:
         """Add ``amount`` units of work done."""
         self.update(self.done + amount)
 
     def close(self) -> None:
-        """Print the phase's total time once."""
-        took = format_seconds(time.monotonic() - self.started)
-        print(("\r" if self.tty else "") + f"{self.label}: done in {took}", file=self.stream, flush=True)
+        """Print the phase's total time once (unless it was over within :data:`QUIET_S`)."""
+        elapsed = time.monotonic() - self.started
+        if self.printed or elapsed >= QUIET_S:
+            took = format_seconds(elapsed)
+            print(("\r" if self.tty else "") + f"{self.label}: done in {took}", file=self.stream, flush=True)

@@ -29,9 +29,10 @@ BUDGET_S = 600.0  # issue 12: the main job, from scratch, in at most 10 minutes 
 MARKERS = (
     ("token cache (tokenizer + corpus)", "[prepare]"),
     ("sweep (training)", "[sweep] "),
-    ("fit (1000 bootstraps, held-out check, figures)", "scaling fit "),
-    ("plan and explorer", "Compute-optimal plan"),
-    ("comparison with the reference", "Approach 3 laws compared"),
+    ("fit (1000 bootstraps, held-out check, figures)", "== 2/5"),
+    ("plan", "== 3/5"),
+    ("explorer page (+ W&B artifact)", "== 4/5"),
+    ("comparison with the reference", "== 5/5"),
 )
 
 

@@ -19,13 +19,17 @@ name=$(basename "$out")
 mkdir -p "$out"
 start=$(date +%s)
 
+phase() { echo "== $1" >&2; }
+
 # 1. Sweep. Packed: one single-thread run per core (hydra/launcher=packed), 1.6x faster on 2 cores than
 # one run at a time on all of them (README, "Throughput"). The head process first builds the token cache.
+phase "1/5 sweep: the token cache (once), then 20 (N, D) points from 8 training runs"
 scaling-train -m +experiment=demo hydra/launcher=packed hydra.launcher.n_jobs="$(nproc)" \
   paths.results="$root" experiment_name="$name" "$@"
 swept=$(date +%s)
 
 # 2. Fit every law with 1000 bootstrap resamples, and check the law on the largest budget, held out.
+phase "2/5 fit: every law, 1000 bootstrap resamples, the held-out check on the largest budget"
 scaling fit "$out" --bootstrap 1000 --holdout-largest-budget --json "$out/fit.json" --plots "$out/figures" \
   | tee "$out/fit.txt"
 # The main job's own check of its law: one line per goal, PASS or FAIL, with the numbers.
@@ -33,11 +37,13 @@ python3 scripts/check_demo.py "$out/fit.json" | tee "$out/check.txt"
 fitted=$(date +%s)
 
 # 3. The compute-optimal recommendation at 10x the largest budget, from the fitted law and its bootstrap.
+phase "3/5 plan at 10x the largest budget"
 cstar=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['at_flops'])" "$out/fit.json")
 scaling plan --fit "$out/fit.json" --flops "$cstar" --family llama --vocab-size 512 --context 64 | tee "$out/plan.txt"
 
 # 4. One self-contained interactive page over the runs and fits; with W&B on (the default, offline without
 # credentials) it is also logged as an HTML artifact of the sweep.
+phase "4/5 explorer page"
 wandb_flag=--wandb
 for arg in "$@"; do
   case "$arg" in logging.wandb=false | logging.wandb=False) wandb_flag= ;; esac
@@ -47,6 +53,7 @@ explored=$(date +%s)
 
 # 5. How this run's law compares with the committed reference run.
 if [[ -f "$reference/fit.json" && "$out" != "$reference" ]]; then
+  phase "5/5 this run's law against the committed reference run"
   scaling compare "$reference/fit.json" "$out/fit.json" --labels "reference,this run" | tee "$out/compare_reference.txt"
 fi
 end=$(date +%s)
