@@ -321,3 +321,48 @@ def test_collect_table_with_curves(tmp_path: Path) -> None:
     assert a is not None and list(a.tokens) == [1e8, 2e8] and list(a.flops) == [5e14, 1e15]
     assert b is not None and list(b.loss) == [3.7]  # the NaN point is not a measurement
     assert any("curves.parquet" in n for n in pts.notes)
+
+
+def test_bootstrap_draws_a_training_run_with_all_its_branch_records(tmp_path: Path) -> None:
+    """WSD branch records share their run's trajectory: a replicate holds all of a run's records or none."""
+    write_record(tmp_path / "runs" / "main.json", record("main", 1e6, 4e8, 3.5))
+    for frac in (1, 2):
+        rec = record(f"main-b{frac}", 1e6, 1e8 * frac, 3.9 - 0.1 * frac, branch_of="main")
+        write_record(tmp_path / "runs" / f"main-b{frac}.json", rec)
+    for i in range(4):
+        write_record(tmp_path / "runs" / f"r{i}.json", record(f"r{i}", 2e6 * (i + 1), 1e8, 4.0 - 0.1 * i))
+    pts = load_points(tmp_path)
+    by_run = dict(zip(pts.run_id, pts.groups, strict=True))
+    assert by_run["main-b1"] == by_run["main-b2"] == by_run["main"] == "main" and by_run["r0"] == "r0"
+    rng = np.random.default_rng(0)
+    seen_main = 0
+    for _ in range(200):
+        ids = list(pts.resample(rng).run_id)
+        counts = {rid: ids.count(rid) for rid in ("main", "main-b1", "main-b2")}
+        assert len(set(counts.values())) == 1, counts  # drawn together, as often as each other
+        seen_main += counts["main"] > 0
+        assert len(set(ids) - set(by_run)) == 0
+    assert 0 < seen_main < 200
+
+
+def test_resample_of_ungrouped_runs_is_unchanged(tmp_path: Path) -> None:
+    """Each run its own group (CSVs, runs without branches): the draws are those of drawing runs."""
+    for i in range(5):
+        write_record(tmp_path / "runs" / f"r{i}.json", record(f"r{i}", 1e6 * (i + 1), 1e8, 4.0 - 0.1 * i))
+    pts = load_points(tmp_path)
+    assert list(pts.groups) == list(pts.run_id)
+    drawn = pts.resample(np.random.default_rng(7)).run_id
+    assert list(drawn) == list(pts.run_id[np.random.default_rng(7).integers(0, 5, size=5)])
+
+
+def test_collect_table_groups_branch_rows_by_their_run(tmp_path: Path) -> None:
+    # The columns a `scaling collect` table needs for N = with_head and C = exact, and its branch_of.
+    ids, n, d = ["m", "m-b", "x"], [1e6, 1e6, 2e6], [1e8, 5e7, 1e8]
+    frame = pd.DataFrame(
+        {"run_id": ids, "N_with_head": n, "D": d, "C_exact": [6.6 * a * b for a, b in zip(n, d, strict=True)]}
+    )
+    frame["loss"], frame["branch_of"] = [3.5, 3.7, 3.4], [None, "m", None]
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    pts = load_points(path)
+    assert list(pts.groups) == ["m", "m", "x"]

@@ -198,7 +198,7 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
             points.n,
             points.d,
             points.loss,
-            groups=points.run_id,
+            groups=points.groups,  # a WSD run's branch records are drawn together
             n_boot=k,
             seed=seed,
             delta=options.get("delta", 1e-3),

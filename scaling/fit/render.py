@@ -127,6 +127,11 @@ def _approach3(res: FitResults) -> list[str]:
         f"grad_norm {fmt(f.grad_norm)}, converged {fmt(bool(f.converged))}, "
         f"best start on grid edge {fmt(bool(f.best_start_on_edge))}"
         + (f", {np.asarray(boot.samples).shape[0]} bootstrap resamples of runs" if boot is not None else "")
+        + (
+            f" (drawn as {boot.n_groups} training runs: WSD branch records travel with their run)"
+            if boot is not None and boot.n_groups < f.n_points
+            else ""
+        )
     )
     lines.append("")
     return lines
