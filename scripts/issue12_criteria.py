@@ -64,7 +64,7 @@ def main() -> None:
     lc = fit.get("learning_curve") or {}
     med = lc.get("median_abs_rel_error", np.nan)
     print(
-        f"6. learning curve (first {lc.get('fraction')} of eval points): median |err| {med:.2%}  {'PASS' if med <= 0.03 else 'FAIL'}"
+        f"6. learning curve ({lc.get('law', 'power')} law, tokens <= {lc.get('fraction')} D): median |err| {med:.2%}  {'PASS' if med <= 0.03 else 'FAIL'}"
     )
 
 

@@ -355,6 +355,43 @@ def test_resample_of_ungrouped_runs_is_unchanged(tmp_path: Path) -> None:
     assert list(drawn) == list(pts.run_id[np.random.default_rng(7).integers(0, 5, size=5)])
 
 
+def scheduled_record(run_id: str, lr_logged: float | None = None, **extra: Any) -> dict[str, Any]:
+    """A WSD record of 100 steps that logs the learning rate of the update ending at each eval step."""
+    from scaling.train.schedule import Schedule
+
+    sched = Schedule("wsd", 0.01, 10, 100, 0.0, 0.2)
+    rec = record(run_id, 1e6, 100 * 64.0, 3.0, **extra)
+    rec["steps"] = 100
+    rec["training"] = {"schedule": "wsd", "lr": 0.01, "warmup_steps": 10, "tokens_per_step": 64, "total_steps": 100}
+    rec["config"] = {"schedule": {"name": "wsd", "min_lr_ratio": 0.0, "cooldown_frac": 0.2}}
+    rec["curve"] = [
+        {
+            "step": s,
+            "tokens": 64.0 * s,
+            "flops": {k: 1.0 * s for k in ("kaplan", "six_n", "exact")},
+            "val_loss": 4 - s / 100,
+        }
+        for s in (0, 20, 50, 90, 100)
+    ]
+    for p in rec["curve"]:
+        p["lr"] = sched.lr_at(p["step"] - 1) if p["step"] else None
+    if lr_logged is not None:
+        rec["curve"][-1]["lr"] = lr_logged
+    return rec
+
+
+def test_schedule_rebuilt_from_a_record_only_where_its_logged_learning_rates_agree(tmp_path: Path) -> None:
+    write_record(tmp_path / "runs" / "ok.json", scheduled_record("ok"))
+    write_record(tmp_path / "runs" / "odd.json", scheduled_record("odd", lr_logged=0.005))
+    write_record(tmp_path / "runs" / "old.json", record("old", 2e6, 1e8, 3.5))
+    pts = load_points(tmp_path)
+    curves = {cv.run_id: cv for cv in pts.curves if cv is not None}
+    ok = curves["ok"]
+    assert ok.schedule is not None and ok.tokens_per_step == 64
+    assert ok.schedule.total_steps == 100 and ok.schedule.lr_at(99) == 0.0
+    assert curves["odd"].schedule is None and curves["old"].schedule is None
+
+
 def test_collect_table_groups_branch_rows_by_their_run(tmp_path: Path) -> None:
     # The columns a `scaling collect` table needs for N = with_head and C = exact, and its branch_of.
     ids, n, d = ["m", "m-b", "x"], [1e6, 1e6, 2e6], [1e8, 5e7, 1e8]

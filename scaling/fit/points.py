@@ -37,6 +37,7 @@ from scaling.records import (
     read_unique_records,
     record_to_row,
 )
+from scaling.train.schedule import Schedule
 
 # Columns of the table written by ``scaling collect``: N_<params>, C_<flops>, D (or tokens), loss.
 _COLLECT_N = {p: f"N_{p}" for p in PARAM_COUNTS}
@@ -46,13 +47,21 @@ _EPOCH_N, _EPOCH_C = "Model Size", "Training FLOP"
 
 @dataclass(frozen=True)
 class Curve:
-    """One run's eval curve, sorted by tokens, with its model size ``n``."""
+    """One run's eval curve, sorted by tokens, with its model size ``n``.
+
+    ``schedule`` is the learning-rate schedule that produced the curve, rebuilt from the run record
+    (None for tables and for records that do not say enough): a schedule-aware learning-curve law
+    (:mod:`scaling.fit.learning_curve`) needs the learning rate of every step, and
+    ``tokens_per_step`` turns the curve's token counts into those steps.
+    """
 
     run_id: str
     n: float
     tokens: np.ndarray
     flops: np.ndarray
     loss: np.ndarray
+    schedule: Schedule | None = None
+    tokens_per_step: float | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -292,12 +301,56 @@ def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops
         cflops.append(_positive(point[f"flops_{flops}"], f"curve[{i}].flops.{flops}", where))
         loss.append(_positive(point["val_loss"], f"curve[{i}].val_loss", where))
     order = np.argsort(tokens, kind="stable")
+    schedule, tokens_per_step = _record_schedule(rec)
     row["curve"] = (
-        Curve(run_id, row["n"], np.asarray(tokens)[order], np.asarray(cflops)[order], np.asarray(loss)[order])
+        Curve(
+            run_id,
+            row["n"],
+            np.asarray(tokens)[order],
+            np.asarray(cflops)[order],
+            np.asarray(loss)[order],
+            schedule,
+            tokens_per_step,
+        )
         if tokens
         else None
     )
     return row
+
+
+def _record_schedule(rec: dict[str, Any]) -> tuple[Schedule | None, float | None]:
+    """The learning-rate schedule a record ran under, and its tokens per step; (None, None) when unsure.
+
+    Rebuilt as the trainer built it (:meth:`scaling.train.spec.RunSpec.schedule_for`): the record's
+    own step count is its horizon, which for a WSD branch record is the branch's, not the main run's.
+    The rebuild is trusted only where it reproduces every learning rate the record logged with its
+    eval points (the lr of the update that ended at that step); a record written outside
+    ``scaling-train`` or by an older version that lacks a field gets None, and the learning-curve law
+    falls back to one that needs no schedule.
+    """
+    training, config = rec.get("training"), rec.get("config")
+    sched_cfg = config.get("schedule") if isinstance(config, dict) else None
+    if not isinstance(training, dict) or not isinstance(sched_cfg, dict):
+        return None, None
+    try:
+        schedule = Schedule(
+            str(training["schedule"]),
+            float(training["lr"]),
+            int(training["warmup_steps"]),
+            int(rec["steps"]),
+            float(sched_cfg["min_lr_ratio"]),
+            float(sched_cfg["cooldown_frac"]),
+        )
+        tokens_per_step = float(training["tokens_per_step"])
+    except (KeyError, TypeError, ValueError, ScalingError):
+        return None, None
+    if not tokens_per_step > 0 or schedule.total_steps < 1:
+        return None, None
+    logged = [(p.get("step"), p.get("lr")) for p in rec["curve"] if isinstance(p, dict)]
+    checked = [(int(st), float(lr)) for st, lr in logged if isinstance(st, int) and st > 0 and lr is not None]
+    if not checked or any(not math.isclose(schedule.lr_at(st - 1), lr, rel_tol=1e-6) for st, lr in checked):
+        return None, None
+    return schedule, tokens_per_step
 
 
 def _read_frame(path: Path) -> Any:
