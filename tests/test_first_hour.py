@@ -317,7 +317,7 @@ def test_learning_curves_are_labelled_by_size_and_the_cut_is_explained(demo_figu
     fig = dict(demo_figures)["learning_curves.png"]
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert all(label.startswith("N=") for label in labels[:-3]), labels
-    assert labels[-3:] == ["fit on all points", "fit on the first 50%", "end of the first 50%"]
+    assert labels[-3:] == ["fit on all points", "fit on tokens <= 0.5 D", "tokens = 0.5 D"]
 
 
 def test_loss_vs_c_has_a_colour_bar_for_n_and_plain_ticks(demo_figures: list) -> None:

@@ -321,3 +321,85 @@ def test_collect_table_with_curves(tmp_path: Path) -> None:
     assert a is not None and list(a.tokens) == [1e8, 2e8] and list(a.flops) == [5e14, 1e15]
     assert b is not None and list(b.loss) == [3.7]  # the NaN point is not a measurement
     assert any("curves.parquet" in n for n in pts.notes)
+
+
+def test_bootstrap_draws_a_training_run_with_all_its_branch_records(tmp_path: Path) -> None:
+    """WSD branch records share their run's trajectory: a replicate holds all of a run's records or none."""
+    write_record(tmp_path / "runs" / "main.json", record("main", 1e6, 4e8, 3.5))
+    for frac in (1, 2):
+        rec = record(f"main-b{frac}", 1e6, 1e8 * frac, 3.9 - 0.1 * frac, branch_of="main")
+        write_record(tmp_path / "runs" / f"main-b{frac}.json", rec)
+    for i in range(4):
+        write_record(tmp_path / "runs" / f"r{i}.json", record(f"r{i}", 2e6 * (i + 1), 1e8, 4.0 - 0.1 * i))
+    pts = load_points(tmp_path)
+    by_run = dict(zip(pts.run_id, pts.groups, strict=True))
+    assert by_run["main-b1"] == by_run["main-b2"] == by_run["main"] == "main" and by_run["r0"] == "r0"
+    rng = np.random.default_rng(0)
+    seen_main = 0
+    for _ in range(200):
+        ids = list(pts.resample(rng).run_id)
+        counts = {rid: ids.count(rid) for rid in ("main", "main-b1", "main-b2")}
+        assert len(set(counts.values())) == 1, counts  # drawn together, as often as each other
+        seen_main += counts["main"] > 0
+        assert len(set(ids) - set(by_run)) == 0
+    assert 0 < seen_main < 200
+
+
+def test_resample_of_ungrouped_runs_is_unchanged(tmp_path: Path) -> None:
+    """Each run its own group (CSVs, runs without branches): the draws are those of drawing runs."""
+    for i in range(5):
+        write_record(tmp_path / "runs" / f"r{i}.json", record(f"r{i}", 1e6 * (i + 1), 1e8, 4.0 - 0.1 * i))
+    pts = load_points(tmp_path)
+    assert list(pts.groups) == list(pts.run_id)
+    drawn = pts.resample(np.random.default_rng(7)).run_id
+    assert list(drawn) == list(pts.run_id[np.random.default_rng(7).integers(0, 5, size=5)])
+
+
+def scheduled_record(run_id: str, lr_logged: float | None = None, **extra: Any) -> dict[str, Any]:
+    """A WSD record of 100 steps that logs the learning rate of the update ending at each eval step."""
+    from scaling.train.schedule import Schedule
+
+    sched = Schedule("wsd", 0.01, 10, 100, 0.0, 0.2)
+    rec = record(run_id, 1e6, 100 * 64.0, 3.0, **extra)
+    rec["steps"] = 100
+    rec["training"] = {"schedule": "wsd", "lr": 0.01, "warmup_steps": 10, "tokens_per_step": 64, "total_steps": 100}
+    rec["config"] = {"schedule": {"name": "wsd", "min_lr_ratio": 0.0, "cooldown_frac": 0.2}}
+    rec["curve"] = [
+        {
+            "step": s,
+            "tokens": 64.0 * s,
+            "flops": {k: 1.0 * s for k in ("kaplan", "six_n", "exact")},
+            "val_loss": 4 - s / 100,
+        }
+        for s in (0, 20, 50, 90, 100)
+    ]
+    for p in rec["curve"]:
+        p["lr"] = sched.lr_at(p["step"] - 1) if p["step"] else None
+    if lr_logged is not None:
+        rec["curve"][-1]["lr"] = lr_logged
+    return rec
+
+
+def test_schedule_rebuilt_from_a_record_only_where_its_logged_learning_rates_agree(tmp_path: Path) -> None:
+    write_record(tmp_path / "runs" / "ok.json", scheduled_record("ok"))
+    write_record(tmp_path / "runs" / "odd.json", scheduled_record("odd", lr_logged=0.005))
+    write_record(tmp_path / "runs" / "old.json", record("old", 2e6, 1e8, 3.5))
+    pts = load_points(tmp_path)
+    curves = {cv.run_id: cv for cv in pts.curves if cv is not None}
+    ok = curves["ok"]
+    assert ok.schedule is not None and ok.tokens_per_step == 64
+    assert ok.schedule.total_steps == 100 and ok.schedule.lr_at(99) == 0.0
+    assert curves["odd"].schedule is None and curves["old"].schedule is None
+
+
+def test_collect_table_groups_branch_rows_by_their_run(tmp_path: Path) -> None:
+    # The columns a `scaling collect` table needs for N = with_head and C = exact, and its branch_of.
+    ids, n, d = ["m", "m-b", "x"], [1e6, 1e6, 2e6], [1e8, 5e7, 1e8]
+    frame = pd.DataFrame(
+        {"run_id": ids, "N_with_head": n, "D": d, "C_exact": [6.6 * a * b for a, b in zip(n, d, strict=True)]}
+    )
+    frame["loss"], frame["branch_of"] = [3.5, 3.7, 3.4], [None, "m", None]
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    pts = load_points(path)
+    assert list(pts.groups) == ["m", "m", "x"]

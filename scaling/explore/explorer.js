@@ -498,9 +498,9 @@
       else {
         const byId = Object.fromEntries(v.runs.map((r) => [r.id, r]));
         traces.push({ x: lc.runs.map((r) => (byId[r.run_id] ? byId[r.run_id].C[v.flops] : r.N)), y: lc.runs.map((r) => pct(r.rel_error)), mode: "markers",
-          marker: { size: 9, color: "#2ca02c" }, name: `final loss from the first ${Math.round(100 * lc.fraction)}% of each curve`,
+          marker: { size: 9, color: "#2ca02c" }, name: `final loss from tokens ≤ ${lc.fraction} D of each curve`,
           text: lc.runs.map((r) => `run ${r.run_id}<br>N ${si(r.N)}<br>predicted ${r.predicted_final_loss.toFixed(4)}, final ${r.final_loss.toFixed(4)}`), hovertemplate: "%{text}<br>error %{y:.2f}%<extra></extra>" });
-        note = `L(t) = L_inf + (t_c/t)^alpha_t per run: median |error| ${sci(pct(lc.median_abs_rel_error))}%, max ${sci(pct(lc.max_abs_rel_error))}%.`;
+        note = `${lc.form || "L(t) = L_inf + (t_c/t)^alpha_t"} per run (${lc.law || "power"} law): median |error| ${sci(pct(lc.median_abs_rel_error))}%, max ${sci(pct(lc.max_abs_rel_error))}%.`;
       }
     }
     const rl = axes(`compute C (FLOPs, ${v.flops})`, "relative error (%)", true, false);

@@ -21,7 +21,7 @@ from scaling.errors import ScalingError
 from scaling.fit.approach1 import compute_envelope, fit_approach1
 from scaling.fit.approach2 import fit_approach2
 from scaling.fit.kaplan import fit_kaplan
-from scaling.fit.learning_curve import fit_learning_curves
+from scaling.fit.learning_curve import CURVE_LAWS, fit_learning_curves
 from scaling.fit.points import FitPoints, bootstrap_runs, load_points, require_fittable
 from scaling.fit.render import render
 from scaling.fit.results import FitResults
@@ -111,7 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         type=float,
         default=0.5,
-        help="learning curves: predict the final loss from this first fraction of eval points (default 0.5)",
+        help="learning curves: predict the final loss from the points at tokens <= F x the run's tokens (default 0.5)",
+    )
+    parser.add_argument(
+        "--curve-law",
+        choices=CURVE_LAWS,
+        default="annealing",
+        help="learning-curve law: annealing (Tissue et al. 2024, needs the record's learning-rate schedule; "
+        "runs without one use power) or power (Kaplan et al. 2020, blind to the schedule) (default annealing)",
     )
     parser.add_argument(
         "--delta", type=_positive_float, default=1e-3, help="Huber delta of the Approach 3 fit (default 1e-3)"
@@ -166,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "drop_highest_loss": args.drop_highest_loss,
         "budget_tolerance": args.budget_tolerance,
         "curve_fraction": args.curve_fraction,
+        "curve_law": args.curve_law,
         "delta": args.delta,
     }
     res = fit_all(points, options)
@@ -198,7 +206,7 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
             points.n,
             points.d,
             points.loss,
-            groups=points.run_id,
+            groups=points.groups,  # a WSD run's branch records are drawn together
             n_boot=k,
             seed=seed,
             delta=options.get("delta", 1e-3),
@@ -215,7 +223,9 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
         res.kaplan.notes.append("no eval curves: L(C_min) uses the Pareto frontier of final points")
     res.approach2 = fit_approach2(points, float(options.get("budget_tolerance", 0.05)))
     if points.has_curves:
-        res.learning = fit_learning_curves(points, float(options.get("curve_fraction", 0.5)))
+        res.learning = fit_learning_curves(
+            points, float(options.get("curve_fraction", 0.5)), str(options.get("curve_law", "annealing"))
+        )
     else:
         res.note("learning_curve", "not fitted: the input holds no eval curves (final points only)")
     if k:

@@ -382,15 +382,18 @@ def _learning_curves(res: FitResults, plt: Any, name: str) -> Any:
             ax.plot(tt, r.partial.predict(tt), ":", color=color, lw=1.3)
             ax.axvline(r.t_used, color=color, lw=0.5, alpha=0.5)
     ax.plot([], [], "k-", lw=1, label="fit on all points")
-    ax.plot([], [], "k:", lw=1.3, label=f"fit on the first {lc.fraction:.0%}")
-    ax.axvline(math.nan, color="k", lw=0.5, alpha=0.5, label=f"end of the first {lc.fraction:.0%}")
+    ax.plot([], [], "k:", lw=1.3, label=f"fit on tokens <= {lc.fraction:g} D")
+    ax.axvline(math.nan, color="k", lw=0.5, alpha=0.5, label=f"tokens = {lc.fraction:g} D")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # Every run's final loss stays on the axis, drawn or not, so the six curves sit in the sweep's range.
+    drawn = [by_id[r.run_id].loss for r in pick if r.run_id in by_id]
+    _clip_to_data(ax, np.concatenate([res.points.loss, *drawn]))
     _log_ticks(ax.xaxis)
     _log_ticks(ax.yaxis, dense=True)
     ax.set_xlabel("tokens")
     ax.set_ylabel("val loss")
-    ax.set_title(f"Learning curves: does the first {lc.fraction:.0%} predict the end?")
+    ax.set_title(f"Learning curves ({lc.law} law): do tokens <= {lc.fraction:g} D predict the end?")
     _legend(ax)
     return fig
 

@@ -37,6 +37,7 @@ from scaling.records import (
     read_unique_records,
     record_to_row,
 )
+from scaling.train.schedule import Schedule
 
 # Columns of the table written by ``scaling collect``: N_<params>, C_<flops>, D (or tokens), loss.
 _COLLECT_N = {p: f"N_{p}" for p in PARAM_COUNTS}
@@ -46,13 +47,21 @@ _EPOCH_N, _EPOCH_C = "Model Size", "Training FLOP"
 
 @dataclass(frozen=True)
 class Curve:
-    """One run's eval curve, sorted by tokens, with its model size ``n``."""
+    """One run's eval curve, sorted by tokens, with its model size ``n``.
+
+    ``schedule`` is the learning-rate schedule that produced the curve, rebuilt from the run record
+    (None for tables and for records that do not say enough): a schedule-aware learning-curve law
+    (:mod:`scaling.fit.learning_curve`) needs the learning rate of every step, and
+    ``tokens_per_step`` turns the curve's token counts into those steps.
+    """
 
     run_id: str
     n: float
     tokens: np.ndarray
     flops: np.ndarray
     loss: np.ndarray
+    schedule: Schedule | None = None
+    tokens_per_step: float | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -66,6 +75,10 @@ class FitPoints:
     ``budget_from``: a record's ``budget.flops`` (:mod:`scaling.records`), else its
     ``config.grid.budget`` (hand-written records), or a table's ``budget`` column.
     ``curves[i]`` is run ``i``'s eval curve or ``None`` when the input held only final points.
+    ``group`` names the training run each point comes from: a WSD cooldown branch record
+    (:mod:`scaling.train.schedule`) shares its stable phase, and so its noise, with the main run it
+    branched from (``branch_of``), so the bootstrap draws a training run with all its branch records
+    together. Without it (None) every run is its own group.
     """
 
     run_id: np.ndarray
@@ -88,6 +101,19 @@ class FitPoints:
     # value all runs share, a sorted list where they differ, absent where the input does not say.
     # A law in nats per token holds for that tokenizer only, so `scaling plan --fit` checks it.
     measured_on: dict[str, Any] = field(default_factory=dict)
+    group: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.group is None:
+            object.__setattr__(self, "group", np.array(self.run_id, dtype=object, copy=True))
+        elif len(self.group) != len(self.run_id):
+            raise ScalingError(f"FitPoints: {len(self.group)} group labels for {len(self.run_id)} runs")
+
+    @property
+    def groups(self) -> np.ndarray:
+        """The training run of each point (never None: see ``group``)."""
+        assert self.group is not None  # filled by __post_init__
+        return self.group
 
     def __len__(self) -> int:
         return len(self.n)
@@ -109,11 +135,22 @@ class FitPoints:
             loss=self.loss[idx],
             budget=self.budget[idx],
             curves=tuple(self.curves[i] for i in idx),
+            group=self.groups[idx],
         )
 
     def resample(self, rng: np.random.Generator) -> FitPoints:
-        """A bootstrap replicate: runs drawn with replacement (whole runs, never single curve points)."""
-        return self.take(rng.integers(0, len(self), size=len(self)))
+        """A bootstrap replicate: training runs drawn with replacement, each with all its points.
+
+        Whole runs, never single curve points; and a WSD run's branch records travel together (see
+        ``group``), since they share one trajectory. Groups are numbered in order of first appearance,
+        so when every run is its own group the draws are exactly those of drawing runs (as before).
+        """
+        _, first, inverse = np.unique(self.groups, return_index=True, return_inverse=True)
+        if first.size == len(self):  # every run its own group: group k is run k
+            return self.take(rng.integers(0, len(self), size=len(self)))
+        rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")[inverse.ravel()]
+        members = [np.flatnonzero(rank == g) for g in range(first.size)]
+        return self.take(np.concatenate([members[g] for g in rng.integers(0, first.size, size=first.size)]))
 
     def with_note(self, note: str) -> FitPoints:
         return replace(self, notes=(*self.notes, note))
@@ -197,6 +234,7 @@ def _load_records(path: Path, params: str, flops: str) -> FitPoints:
         notes=tuple(notes) if duplicates is None else (duplicates, *notes),
         budget_from=budget_from,
         measured_on=_measured_on([rec for _, rec in records if rec["status"] == "finished"]),
+        group=np.array([r["group"] for r in rows], dtype=object),
     )
 
 
@@ -240,6 +278,8 @@ def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops
         "c": _positive(table[f"C_{flops}"], f"flops.{flops}", where),
         "loss": _positive(table["loss"], "final.val_loss", where),
     }
+    # A WSD branch record shares its training run's trajectory; a main record is its own run.
+    row["group"] = str(table["branch_of"]) if table["branch_of"] else run_id
     row["budget"], row["budget_convention"], row["budget_from"] = math.nan, None, None
     if table["budget"] is not None:  # the record's isoFLOP tag (validated by read_record)
         row["budget"], row["budget_convention"] = float(table["budget"]), table["budget_convention"]
@@ -261,12 +301,56 @@ def _record_row(rec: dict[str, Any], path: Path, run_id: str, params: str, flops
         cflops.append(_positive(point[f"flops_{flops}"], f"curve[{i}].flops.{flops}", where))
         loss.append(_positive(point["val_loss"], f"curve[{i}].val_loss", where))
     order = np.argsort(tokens, kind="stable")
+    schedule, tokens_per_step = _record_schedule(rec)
     row["curve"] = (
-        Curve(run_id, row["n"], np.asarray(tokens)[order], np.asarray(cflops)[order], np.asarray(loss)[order])
+        Curve(
+            run_id,
+            row["n"],
+            np.asarray(tokens)[order],
+            np.asarray(cflops)[order],
+            np.asarray(loss)[order],
+            schedule,
+            tokens_per_step,
+        )
         if tokens
         else None
     )
     return row
+
+
+def _record_schedule(rec: dict[str, Any]) -> tuple[Schedule | None, float | None]:
+    """The learning-rate schedule a record ran under, and its tokens per step; (None, None) when unsure.
+
+    Rebuilt as the trainer built it (:meth:`scaling.train.spec.RunSpec.schedule_for`): the record's
+    own step count is its horizon, which for a WSD branch record is the branch's, not the main run's.
+    The rebuild is trusted only where it reproduces every learning rate the record logged with its
+    eval points (the lr of the update that ended at that step); a record written outside
+    ``scaling-train`` or by an older version that lacks a field gets None, and the learning-curve law
+    falls back to one that needs no schedule.
+    """
+    training, config = rec.get("training"), rec.get("config")
+    sched_cfg = config.get("schedule") if isinstance(config, dict) else None
+    if not isinstance(training, dict) or not isinstance(sched_cfg, dict):
+        return None, None
+    try:
+        schedule = Schedule(
+            str(training["schedule"]),
+            float(training["lr"]),
+            int(training["warmup_steps"]),
+            int(rec["steps"]),
+            float(sched_cfg["min_lr_ratio"]),
+            float(sched_cfg["cooldown_frac"]),
+        )
+        tokens_per_step = float(training["tokens_per_step"])
+    except (KeyError, TypeError, ValueError, ScalingError):
+        return None, None
+    if not tokens_per_step > 0 or schedule.total_steps < 1:
+        return None, None
+    logged = [(p.get("step"), p.get("lr")) for p in rec["curve"] if isinstance(p, dict)]
+    checked = [(int(st), float(lr)) for st, lr in logged if isinstance(st, int) and st > 0 and lr is not None]
+    if not checked or any(not math.isclose(schedule.lr_at(st - 1), lr, rel_tol=1e-6) for st, lr in checked):
+        return None, None
+    return schedule, tokens_per_step
 
 
 def _read_frame(path: Path) -> Any:
@@ -388,7 +472,12 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
     else:
         run_id = np.array([f"row{i}" for i in line], dtype=object)
 
-    points = _group_rows(run_id, n, d, c, loss, budget, path, line)
+    group = run_id
+    if "branch_of" in lower:  # a `scaling collect` table: a WSD branch row names its training run
+        branch_of = frame[lower["branch_of"]]
+        group = np.where(branch_of.notna().to_numpy(), branch_of.astype(str).to_numpy(dtype=object), run_id)
+
+    points = _group_rows(run_id, n, d, c, loss, budget, group, path, line)
     if kind == "collect":
         curves, note = _collect_curves(path, points["run_id"], points["n"], flops)
         if curves is not None:
@@ -477,6 +566,7 @@ def _group_rows(
     c: np.ndarray,
     loss: np.ndarray,
     budget: np.ndarray,
+    group: np.ndarray,
     path: Path,
     line: np.ndarray,
 ) -> dict[str, Any]:
@@ -502,6 +592,7 @@ def _group_rows(
         "loss": loss[f],
         "budget": budget[f],
         "curves": tuple(curves),
+        "group": np.asarray(group, dtype=object)[f],
     }
 
 

@@ -127,6 +127,11 @@ def _approach3(res: FitResults) -> list[str]:
         f"grad_norm {fmt(f.grad_norm)}, converged {fmt(bool(f.converged))}, "
         f"best start on grid edge {fmt(bool(f.best_start_on_edge))}"
         + (f", {np.asarray(boot.samples).shape[0]} bootstrap resamples of runs" if boot is not None else "")
+        + (
+            f" (drawn as {boot.n_groups} training runs: WSD branch records travel with their run)"
+            if boot is not None and boot.n_groups < f.n_points
+            else ""
+        )
     )
     lines.append("")
     return lines
@@ -238,25 +243,44 @@ def _learning(res: FitResults) -> list[str]:
     r = res.learning
     if r is None:
         return []
-    title = "Learning curves: L(t) = L_inf + (t_c/t)^alpha_t per run (t = tokens)"
-    lines = [title]
+    lines = [f"Learning curves ({r.law} law): {r.form} per run"]
+    if r.law == "annealing":
+        lines.append(
+            "  (Tissue et al. 2024: S1 = forward area, S2 = annealing area of the learning rates, in units of the peak)"
+        )
+        if r.shared:
+            lines.append(
+                f"  shared by all {r.shared['n_runs']} runs' whole curves: alpha = {fmt(r.shared['alpha'])}, "
+                f"B = {fmt(r.shared['B'])}; each prediction uses (alpha, B) refitted without its training run"
+            )
+    else:
+        lines.append("  (t = tokens)")
     if not r.runs:
         return lines + _closing(r.notes)
     shown = sorted(r.runs, key=lambda c: (c.n, c.t_final))
     if len(shown) > MAX_CURVE_ROWS:  # every run is in the JSON; the terminal gets an even sample by N
         pick = np.unique(np.linspace(0, len(shown) - 1, MAX_CURVE_ROWS).round().astype(int))
         shown = [shown[i] for i in pick]
-    rows = [
-        [c.run_id, *map(fmt, (c.n, c.full.e, c.full.x_c, c.full.alpha, c.predicted, c.actual)), fmt_pct(c.rel_error)]
-        for c in shown
-    ]
-    lines += table(["run", "N", "L_inf", "t_c", "alpha_t", "pred final", "final", "error"], rows)
+    for law in ("annealing", "power"):  # runs without a schedule fall back to the power law
+        of_law = [c for c in shown if c.law == law]
+        if not of_law:
+            continue
+        names = list(of_law[0].parameters)
+        if law == "annealing":
+            names = ["L0", "A"]  # alpha and B are shared (above)
+        rows = [
+            [c.run_id, *map(fmt, (c.n, *(c.parameters[k] for k in names), c.predicted, c.actual)), fmt_pct(c.rel_error)]
+            for c in of_law
+        ]
+        if law == "power" and r.law == "annealing":
+            lines.append("  power law L(t) = L_inf + (t_c/t)^alpha_t for runs without a schedule:")
+        lines += table(["run", "N", *names, "pred final", "final", "error"], rows)
     if len(shown) < len(r.runs):
         lines.append(f"  ({len(shown)} of {len(r.runs)} runs shown, spread over N; all are in the --json output)")
     s = r.summary()
     if s:
         lines.append(
-            f"  final loss predicted from the first {r.fraction:.0%} of each curve: "
+            f"  final loss predicted from the eval points at tokens <= {r.fraction:g} x each run's tokens: "
             f"median |error| {100 * s['median_abs_rel_error']:.3f}%, mean error {100 * s['mean_rel_error']:+.3f}%, "
             f"max |error| {100 * s['max_abs_rel_error']:.3f}% over {s['n_runs']} run(s)"
         )
