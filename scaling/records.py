@@ -59,6 +59,10 @@ from scaling.errors import ScalingError
 SCHEMA_VERSION = 1
 STATUSES = ("finished", "diverged", "running")
 PARAM_COUNTS = ("non_embedding", "with_head", "total")
+# The counts a law may use as N: the three every record holds, and ``active`` (the parameters a token
+# passes through; a mixture of experts' N, Clark et al. 2022), which records before it lack: there it is
+# ``with_head``, as for every dense model.
+FIT_PARAM_COUNTS = (*PARAM_COUNTS, "active")
 FLOP_CONVENTIONS = ("kaplan", "six_n", "exact")
 REQUIRED_KEYS = ("run_id", "status", "config", "model", "params", "tokens", "flops", "curve", "final")
 # The optional ``budget`` tag (see the module docstring).

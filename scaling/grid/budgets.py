@@ -21,6 +21,7 @@ sweep lists its resolved runs without training with ``train.dry_run=true``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from scaling.accounting import count_params, flops_per_token
@@ -139,6 +140,7 @@ def isoflop_point(
     tie_embeddings: bool = False,
     aspect: tuple[float, float] | None = None,
     head_dim: int | None = None,
+    arch: Mapping[str, Any] | None = None,
 ) -> tuple[ModelShape, int]:
     """The (shape, tokens) of one isoFLOP run: N = N_prior(C) · ratio**offset, D spends C.
 
@@ -160,5 +162,6 @@ def isoflop_point(
         tie_embeddings=tie_embeddings,
         aspect=aspect,
         head_dim=head_dim,
+        arch=arch,
     )
     return shape, tokens_for_budget(shape, c, convention, round_to)

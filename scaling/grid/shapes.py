@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from scaling.accounting import count_params
 from scaling.errors import ScalingError
@@ -119,6 +121,7 @@ def shape_for_params(
     aspect: tuple[float, float] | None = None,
     head_dim: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    arch: Mapping[str, Any] | None = None,
 ) -> ModelShape:
     """A shape whose ``count_params(shape).<count>`` is within ``tolerance`` of ``target``.
 
@@ -129,7 +132,8 @@ def shape_for_params(
     ``(log(a/centre)/log(hi/centre))² + (error/tolerance)²``, which balances the
     aspect preference against hitting N: with the defaults a 2.5% miss costs as
     much as an aspect of 64·√2 ≈ 91 (halfway, in log, from the centre 64 to the
-    edge 128). Deterministic for given arguments.
+    edge 128). Deterministic for given arguments. ``arch`` holds an architecture
+    variant's fields (norm, position, n_experts, ...), so its own count is matched.
     """
     get_family(family)
     if count not in PARAM_COUNTS:
@@ -163,6 +167,7 @@ def shape_for_params(
             context=context,
             vocab_size=vocab_size,
             tie_embeddings=tie_embeddings,
+            **dict(arch or {}),  # the variant's architecture fields (scaling.models.VARIANT_FIELDS)
         ).resolved()
 
     candidates: list[_Candidate] = []
