@@ -31,8 +31,8 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.progress import PhaseProgress
 from scaling.records import (
-    FLOP_CONVENTIONS,
     FIT_PARAM_COUNTS,
+    FLOP_CONVENTIONS,
     curve_point,
     read_unique_records,
     record_to_row,
