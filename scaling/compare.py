@@ -207,7 +207,7 @@ def _report_multipliers(
             elif ci[0] > 1:
                 verdict = f"{b} needs {value[m]:.3g}x less compute than {a}"
             elif ci[1] < 1:
-                verdict = f"{a} needs {1 / value[m]:.3g}x less compute than {b}"
+                verdict = f"{a} needs {1 / max(value[m], 1e-300):.3g}x less compute than {b}"
             else:
                 verdict = "not distinguishable from 1"
             ci_text = "" if ci is None else f" (95% CI [{ci[0]:.3g}, {ci[1]:.3g}])"
@@ -215,9 +215,11 @@ def _report_multipliers(
             points.append({"C": float(c), "value": float(value[m]), "ci95": ci})
         if ks is not None and len(budgets) > 1:
             # d log k / d log C between the smallest and the largest budget, from the exponents' difference
-            slope = np.log(ks[-1] / ks[0]) / np.log(budgets[-1] / budgets[0])
+            with np.errstate(all="ignore"):
+                slope = np.log(ks[-1] / ks[0]) / np.log(budgets[-1] / budgets[0])
             lo, hi = percentile_ci(slope[np.isfinite(slope)])
-            point = math.log(value[-1] / value[0]) / math.log(budgets[-1] / budgets[0])
+            with np.errstate(all="ignore"):
+                point = float(np.log(value[-1] / value[0]) / math.log(budgets[-1] / budgets[0]))
             trend = "grows with scale" if lo > 0 else "shrinks with scale" if hi < 0 else "no trend with scale shown"
             print(f"  d log k / d log C = {point:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}]): k {trend}")
         out.append({"a": a, "b": b, "points": points})
@@ -276,6 +278,9 @@ def run_joint(args: argparse.Namespace) -> int:
     laws = joint.forms[joint.chosen].laws
     for name, law in laws.items():
         print(f"  {name}: E={law.E:.4f} A={law.A:.4g} B={law.B:.4g} alpha={law.alpha:.4f} beta={law.beta:.4f}")
+        if law.alpha <= 0.0201 or law.beta <= 0.0201 or law.E <= 0.00101:
+            print(f"  warning: {name}'s law sits on a bound of the search (E, alpha or beta): these runs do not")
+            print("  identify it, and the multiplier below extrapolates a degenerate law; add sizes or budgets")
     if joint.boot is None:
         print("(no bootstrap: --bootstrap K with K > 1 for intervals)")
     largest = 6.0 * max(float(np.max(v.n * v.d)) for v in variants)
