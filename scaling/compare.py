@@ -164,13 +164,19 @@ def run(args: argparse.Namespace) -> int:
                 ChinchillaLaw.from_rows(fits[j].samples[pj]),
             )
     budgets = _budgets(args.budgets, flops)
+    payload = {"labels": labels, "at_flops": flops}
+    return _multipliers_out(args, pairs, boot_pairs, budgets, payload, lambda: _plot(args.plot, labels, fits, flops))
+
+
+def _multipliers_out(args, pairs, boot_pairs, budgets, payload: dict, plot) -> int:  # noqa: ANN001
+    """The multiplier table, then the figure (``plot``) and the JSON (``payload`` + compute_multiplier) if asked."""
     print()
     multipliers = _report_multipliers(pairs, boot_pairs, budgets)
     if args.plot:
-        _plot(args.plot, labels, fits, flops)
+        plot()
         print(f"wrote {args.plot}")
     if args.json:
-        _write_json(args.json, {"labels": labels, "at_flops": flops, "compute_multiplier": multipliers})
+        _write_json(args.json, {**payload, "compute_multiplier": multipliers})
     return 0
 
 
@@ -289,14 +295,10 @@ def run_joint(args: argparse.Namespace) -> int:
     pairs = {(a, b): (laws[a], laws[b]) for a, b in itertools.combinations(names, 2)}
     boot = joint.boot or {}
     boot_pairs = {(a, b): (boot[a], boot[b]) for a, b in pairs if boot}
-    print()
-    multipliers = _report_multipliers(pairs, boot_pairs, budgets)
-    if args.plot:
-        _plot_multiplier(args.plot, pairs, boot_pairs, budgets)
-        print(f"wrote {args.plot}")
-    if args.json:
-        _write_json(args.json, {"joint": joint.summary(), "params": args.params, "compute_multiplier": multipliers})
-    return 0
+    payload = {"joint": joint.summary(), "params": args.params}
+    return _multipliers_out(
+        args, pairs, boot_pairs, budgets, payload, lambda: _plot_multiplier(args.plot, pairs, boot_pairs, budgets)
+    )
 
 
 def _plot_multiplier(
