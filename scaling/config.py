@@ -75,6 +75,13 @@ class ModelConfig:
     tie_embeddings: bool = MISSING  # share the input embedding with the output head
     target_params: Any = MISSING  # pick the shape for this parameter count (scaling.grid) instead
     target_count: str = MISSING  # which count target_params means: non_embedding | with_head | total
+    variant: str | None = MISSING  # a named set of the changes below (scaling/configs/variant/); null = none
+    activation: str | None = MISSING  # gpt2: gelu; llama: swiglu | geglu; null = the family's
+    norm: str | None = MISSING  # layernorm | rmsnorm (llama only: layernorm builds StableLM); null = the family's
+    position: str | None = MISSING  # learned | rope (gpt2 only: rope builds GPT-NeoX); null = the family's
+    n_kv_heads: int | None = MISSING  # llama: grouped-query attention's key/value heads; null = n_heads
+    n_experts: int | None = MISSING  # llama: a Mixtral mixture of this many experts per layer; null = dense
+    experts_top_k: int | None = MISSING  # experts each token is routed to (<= n_experts); null = 2
 
 
 @dataclass

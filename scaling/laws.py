@@ -235,13 +235,28 @@ class ChinchillaLaw(Law):
         gap = loss - self.E
         return (self.A / gap) ** (1.0 / self.alpha) if gap > 0 else math.inf
 
-    def optimal_flops_for_loss(self, loss: float) -> float:
+    def optimal_flops_for_loss(self, loss: Any) -> Value:
+        """The compute C whose optimal loss is ``loss``, elementwise (inf where loss <= E)."""
         # L_opt(C) = E + K (C/6)^(-αβ/(α+β)) in closed form; invert it.
-        gap = loss - self.E
-        if gap <= 0:
-            return math.inf
-        k = self.compute_optimal(6.0).loss - self.E  # value at C/6 = 1
-        return 6.0 * (gap / k) ** (-(self.alpha + self.beta) / (self.alpha * self.beta))
+        e, _, _, alpha, beta = self._arrays()
+        gap = np.asarray(loss, dtype=float) - e
+        k = np.asarray(self.compute_optimal(6.0).loss, dtype=float) - e  # value at C/6 = 1
+        with np.errstate(all="ignore"):
+            flops = 6.0 * np.power(gap / k, -(alpha + beta) / (alpha * beta))
+        return _plain(np.where(gap > 0, flops, np.inf))
+
+
+def compute_multiplier(law_a: ChinchillaLaw, law_b: ChinchillaLaw, flops: Any) -> Value:
+    """k(C): the compute variant A needs to reach B's compute-optimal loss at C, divided by C.
+
+    k > 1: B reaches the loss with k times less compute than A (B is better); k = inf where B's
+    optimal loss at C lies below A's irreducible loss E. Elementwise over draws and budgets, both
+    laws under C = 6ND. With the same exponents and E, k does not depend on C; otherwise, as
+    L_opt - E ~ C^-γ with γ = αβ/(α+β), k grows like C^(γ_B/γ_A - 1) at large C.
+    """
+    flops = np.asarray(flops, dtype=float)
+    with np.errstate(all="ignore"):
+        return _plain(np.asarray(law_a.optimal_flops_for_loss(law_b.compute_optimal(flops).loss)) / flops)
 
 
 @dataclass(frozen=True)

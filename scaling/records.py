@@ -60,6 +60,10 @@ from scaling.errors import ScalingError
 SCHEMA_VERSION = 1
 STATUSES = ("finished", "diverged", "running")
 PARAM_COUNTS = ("non_embedding", "with_head", "total")
+# The counts a law may use as N: the three every record holds, and ``active`` (the parameters a token
+# passes through; a mixture of experts' N, Clark et al. 2022), which records before it lack: there it is
+# ``with_head``, as for every dense model.
+FIT_PARAM_COUNTS = (*PARAM_COUNTS, "active")
 FLOP_CONVENTIONS = ("kaplan", "six_n", "exact")
 REQUIRED_KEYS = ("run_id", "status", "config", "model", "params", "tokens", "flops", "curve", "final")
 # The optional ``budget`` tag (see the module docstring).
@@ -264,9 +268,11 @@ COLUMN_SOURCES: dict[str, str] = {
     "context": "static",
     "vocab_size": "static",
     "tie_embeddings": "static",
+    "variant": "static",
     "N_non_embedding": "both",
     "N_with_head": "both",
     "N_total": "both",
+    "N_active": "both",
     "D": "result",
     "steps": "result",
     "C_kaplan": "result",
@@ -340,7 +346,9 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "status": record["status"],
         **{k: model.get(k) for k in ("family", "d_model", "n_layers", "n_heads", "d_ff", "context", "vocab_size")},
         "tie_embeddings": model.get("tie_embeddings"),
+        "variant": model.get("variant"),
         **{f"N_{count}": params[count] for count in PARAM_COUNTS},
+        "N_active": params.get("active", params["with_head"]),  # records before MoE: dense, active = with_head
         "D": record["tokens"],
         "steps": record.get("steps", training.get("total_steps")),
         **{f"C_{conv}": flops[conv] for conv in FLOP_CONVENTIONS},

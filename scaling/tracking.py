@@ -131,6 +131,7 @@ def derived_config(spec: Any) -> dict[str, Any]:
         "N_non_embedding": params["non_embedding"],
         "N_with_head": params["with_head"],
         "N_total": params["total"],
+        "N_active": params["active"],
         "flops_per_token": fpt,
         "lr": spec.lr,
         "batch_size": spec.batch_size,
@@ -305,6 +306,8 @@ def _init(cfg: Mapping[str, Any], run_id: str, spec: Any, mode: str) -> Any:
     logging_cfg = from_node(LoggingConfig, cfg["logging"])
     family = spec.shape.family
     tags = [family, size_tag(spec.params.non_embedding), *[str(t) for t in logging_cfg.tags]]
+    if spec.shape.variant:
+        tags.insert(1, f"variant={spec.shape.variant}")  # scaling collect --wandb reads it back from the config
     config = {**cfg, "run_id": run_id, "derived": derived_config(spec)}
     offline = mode == "offline"
     # Passed every time: wandb reads $WANDB_DIR only once per process. Created first, or

@@ -45,21 +45,72 @@ def test_param_counts_match_the_model(family: str, spec: tuple) -> None:
     assert counts.with_head - counts.non_embedding == shape.vocab_size * shape.d_model
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["gpt2", "llama"])
-@pytest.mark.parametrize("spec", SHAPES)
-def test_exact_flops_match_flop_counter(family: str, spec: tuple) -> None:
-    shape = _shape(family, spec)
-    model = build_model(shape)
+def _measured_flops_per_token(shape: ModelShape) -> float:
+    """FlopCounterMode's count of one forward+backward step, per token (eager experts for an MoE)."""
+    model = build_model(shape, experts_implementation="eager")
     batch = 2
     ids = torch.randint(0, shape.vocab_size, (batch, shape.context))
     counter = FlopCounterMode(display=False)
     with sdpa_kernel(SDPBackend.MATH), counter:
         logits = model(input_ids=ids).logits
         torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ids.reshape(-1)).backward()
-    measured = counter.get_total_flops() / (batch * shape.context)
-    predicted = flops_per_token(shape).exact
-    assert predicted == pytest.approx(measured, rel=0.02)
+    return counter.get_total_flops() / (batch * shape.context)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("spec", SHAPES)
+def test_exact_flops_match_flop_counter(family: str, spec: tuple) -> None:
+    shape = _shape(family, spec)
+    assert flops_per_token(shape).exact == pytest.approx(_measured_flops_per_token(shape), rel=0.02)
+
+
+# One architecture change at a time, each a transformers class (scaling.models), plus mixtures.
+VARIANT_SHAPES = {
+    "gpt2+rope (GPT-NeoX)": {"family": "gpt2", "position": "rope"},
+    "gpt2+rope tied": {"family": "gpt2", "position": "rope", "tie_embeddings": True},
+    "llama+layernorm (StableLM)": {"family": "llama", "norm": "layernorm"},
+    "llama+geglu": {"family": "llama", "activation": "geglu"},
+    "llama+gqa": {"family": "llama", "n_heads": 4, "n_kv_heads": 2},
+    "llama+mqa tied": {"family": "llama", "n_heads": 4, "n_kv_heads": 1, "tie_embeddings": True},
+    "mixtral 4x top2": {"family": "llama", "n_experts": 4},
+    "mixtral 8x top1 gqa": {"family": "llama", "n_heads": 4, "n_kv_heads": 2, "n_experts": 8, "experts_top_k": 1},
+    "mixtral 3x top3": {"family": "llama", "n_experts": 3, "experts_top_k": 3, "d_ff": 96},
+}
+
+
+def _variant(name: str) -> ModelShape:
+    fields = {"d_model": 64, "n_layers": 2, "n_heads": 2, "context": 32, "vocab_size": 300, **VARIANT_SHAPES[name]}
+    return ModelShape(**fields).resolved()
+
+
+@pytest.mark.parametrize("name", VARIANT_SHAPES)
+def test_variant_param_counts_match_the_model(name: str) -> None:
+    shape = _variant(name)
+    model = build_model(shape)
+    assert type(model).__name__ == shape.hf_class
+    counts = count_params(shape)
+    assert counts.total == sum(p.numel() for p in model.parameters())
+    assert counts == measured_param_counts(model, shape)
+    if shape.is_moe:
+        assert counts.active < counts.with_head or shape.experts_top_k == shape.n_experts
+    else:
+        assert counts.active == counts.with_head
+
+
+@pytest.mark.parametrize("name", VARIANT_SHAPES)
+def test_variant_exact_flops_match_flop_counter(name: str) -> None:
+    shape = _variant(name)
+    assert flops_per_token(shape).exact == pytest.approx(_measured_flops_per_token(shape), rel=0.02)
+
+
+def test_moe_six_n_counts_active_parameters() -> None:
+    moe = _variant("mixtral 4x top2")
+    params, flops = count_params(moe), flops_per_token(moe)
+    assert flops.six_n == 6 * params.active
+    d, f = moe.d_model, moe.d_ff
+    # Two of four experts unused per layer: the active count drops by 2·3·d·f per layer.
+    assert params.with_head - params.active == moe.n_layers * 2 * 3 * d * f
 
 
 def test_conventions_differ_as_documented() -> None:

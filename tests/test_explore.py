@@ -174,7 +174,7 @@ def test_explore_wandb_disabled(
     assert not log_explorer_of_sweep(tmp_path / "explorer.html", [DEMO])
     assert capsys.readouterr().out == "wandb: off (WANDB_MODE=disabled); the explorer page was not logged\n"
     assert not (tmp_path / "wandb").exists()
-    assert sweep_project_and_group([DEMO]) == ("scaling", "demo")
+    assert sweep_project_and_group([DEMO]) == ("scaling", "demo_reference")  # the reference run's experiment name
 
 
 # -- in a real browser ------------------------------------------------------------------------

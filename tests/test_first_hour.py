@@ -55,6 +55,10 @@ def _one_error_line(out: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+N_DEMO = len(list((DEMO / "runs").glob("*.json")))  # the reference run's records
+ONE_ID = sorted((DEMO / "runs").glob("*.json"))[0].stem  # any one of them
+
+
 def _two_copies(tmp_path: Path) -> Path:
     root = tmp_path / "results"
     shutil.copytree(DEMO / "runs", root / "demo" / "runs")
@@ -69,25 +73,25 @@ def test_fit_and_collect_count_each_run_once_when_a_folder_is_copied(tmp_path: P
     root = _two_copies(tmp_path)
     fit = _scaling("fit", root, "--json", tmp_path / "fit.json")
     assert fit.returncode == 0, fit.stderr
-    assert "15 run(s) fitted" in fit.stdout
-    assert "15 duplicate record(s) skipped: same run id and content" in fit.stdout
-    assert json.loads((tmp_path / "fit.json").read_text())["input"]["n_runs"] == 15
+    assert f"{N_DEMO} run(s) fitted" in fit.stdout
+    assert f"{N_DEMO} duplicate record(s) skipped: same run id and content" in fit.stdout
+    assert json.loads((tmp_path / "fit.json").read_text())["input"]["n_runs"] == N_DEMO
     collect = _scaling("collect", root, "--out", tmp_path / "table")
     assert collect.returncode == 0, collect.stderr
-    assert "15 duplicate record(s) skipped" in collect.stdout and "collected 15 runs" in collect.stdout
-    assert len(pd.read_csv(tmp_path / "table" / "runs.csv")) == 15
+    assert f"{N_DEMO} duplicate record(s) skipped" in collect.stdout and f"collected {N_DEMO} runs" in collect.stdout
+    assert len(pd.read_csv(tmp_path / "table" / "runs.csv")) == N_DEMO
 
 
 def test_two_different_records_of_one_run_id_are_refused_naming_both(tmp_path: Path) -> None:
     root = _two_copies(tmp_path)
-    changed = root / "backup" / "demo" / "runs" / "073454a9b5e9a28b.json"
+    changed = root / "backup" / "demo" / "runs" / f"{ONE_ID}.json"
     record = json.loads(changed.read_text())
     record["final"]["val_loss"] += 0.1
     changed.write_text(json.dumps(record))
     for command in ("fit", "collect"):
         line = _one_error_line(_scaling(command, root))
-        assert "share run id 073454a9b5e9a28b but differ" in line
-        assert str(changed) in line and str(root / "demo" / "runs" / "073454a9b5e9a28b.json") in line
+        assert f"share run id {ONE_ID} but differ" in line
+        assert str(changed) in line and str(root / "demo" / "runs" / f"{ONE_ID}.json") in line
 
 
 # -- 2. an impossible C column ----------------------------------------------------------------
@@ -108,11 +112,14 @@ def test_a_c_column_that_is_not_the_compute_of_n_and_d_is_refused(tmp_path: Path
 
 def test_a_c_column_far_from_6nd_is_reported_with_its_ratio(tmp_path: Path) -> None:
     table = _demo_table(tmp_path)
-    out = _scaling("fit", tmp_path / "table" / "runs.csv", "--params", "non_embedding")
-    assert out.returncode == 0, out.stderr
-    assert "note: C / (6 N D) ranges 1.21 to 3.19" in out.stdout
-    ok = tmp_path / "six_nd.csv"
     n, d = table["N_with_head"], table["D"]
+    far = tmp_path / "far.csv"  # 4-5x 6 N D: plausible for tiny models with a large head, worth a note
+    factor = np.linspace(4.0, 5.0, len(table))
+    pd.DataFrame({"N": n, "D": d, "loss": table["loss"], "C": factor * 6 * n * d}).to_csv(far, index=False)
+    out = _scaling("fit", far)
+    assert out.returncode == 0, out.stderr
+    assert "note: C / (6 N D) ranges 4 to 5" in out.stdout
+    ok = tmp_path / "six_nd.csv"
     pd.DataFrame({"N": n, "D": d, "loss": table["loss"], "C": 6 * n * d}).to_csv(ok, index=False)
     assert "C / (6 N D)" not in _scaling("fit", ok).stdout
 
@@ -132,19 +139,22 @@ def demo_fit(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_fit_json_says_what_the_law_was_measured_on(demo_fit: Path) -> None:
     given = json.loads(demo_fit.read_text())["input"]
     assert given["measured_on"] == {"corpus": "pysource:stdlib", "tokenizer": "bpe", "vocab_size": 512}
-    assert given["max_C"] == pytest.approx(3.2071e11, rel=1e-3)
+    from scaling.fit.points import load_points
+
+    assert given["max_C"] == pytest.approx(float(load_points(DEMO).c.max()), rel=1e-9)
 
 
 def test_plan_far_past_the_fit_says_how_far_and_flags_it(demo_fit: Path) -> None:
+    max_c = json.loads(demo_fit.read_text())["input"]["max_C"]
     out = _scaling("plan", "--flops", "1e21", "--fit", demo_fit)
     assert out.returncode == 0, out.stderr
     assert "measured on    corpus pysource:stdlib, tokenizer bpe, vocab_size 512" in out.stdout
-    assert "extrapolation  3.12e+09x the fit's largest C" in out.stdout
-    assert "FLAG: this plan extrapolates 3.12e+09x" in out.stdout
+    assert f"extrapolation  {1e21 / max_c:.3g}x the fit's largest C" in out.stdout
+    assert f"FLAG: this plan extrapolates {1e21 / max_c:.3g}x" in out.stdout
     assert "[llama, vocab 512," in out.stdout  # the fit's vocabulary, not 50304
     near = _scaling("plan", "--flops", "1e12", "--fit", demo_fit, "--json")
     fit = json.loads(near.stdout)["plan"]["fit"]
-    assert fit["extrapolation"] == pytest.approx(1e12 / 3.2071e11, rel=1e-3) and fit["flagged"] is False
+    assert fit["extrapolation"] == pytest.approx(1e12 / max_c, rel=1e-9) and fit["flagged"] is False
 
 
 def test_plan_refuses_a_vocabulary_the_fit_was_not_measured_on(demo_fit: Path) -> None:
@@ -196,7 +206,7 @@ def test_compare_prints_each_interval_beside_its_number(tmp_path: Path) -> None:
     shutil.copy(DEMO / "fit.json", tmp_path / "b.json")
     out = _scaling("compare", DEMO / "fit.json", tmp_path / "b.json", "--labels", "a,b")
     assert out.returncode == 0, out.stderr
-    line = out.stdout.strip().splitlines()[-1]
+    [line] = [line for line in out.stdout.splitlines() if line.startswith("b - a: dL_opt")]
     assert line.startswith("b - a: dL_opt = +0.0000 (95% CI [")
     assert ": not distinguishable); da = +0.0000 (95% CI [" in line
     assert "the random pairing of bootstrap replicates" in _scaling("compare", "--help").stdout
@@ -216,7 +226,7 @@ def test_compare_of_table_fits_does_not_claim_a_convention(tmp_path: Path) -> No
 def test_corrupt_record_message_reads_once(tmp_path: Path) -> None:
     runs = tmp_path / "demo" / "runs"
     shutil.copytree(DEMO / "runs", runs)
-    broken = runs / "073454a9b5e9a28b.json"
+    broken = runs / f"{ONE_ID}.json"
     broken.write_text(broken.read_text()[:700] + '"unterminated')
     line = _one_error_line(_scaling("fit", tmp_path))
     assert "Unterminated string starting at: line" in line and "at at" not in line
@@ -304,7 +314,9 @@ def test_loss_axes_stay_within_the_data_range(demo_figures: list) -> None:
             continue
         y0, y1 = fig.axes[0].get_ylim()
         assert y0 <= finals.min() and finals.max() <= y1, f"{name}: y axis {y0:.3g}..{y1:.3g} hides data"
-        assert every.min() / 2 < y0 and y1 < every.max() * 2, f"{name}: y axis {y0:.3g}..{y1:.3g}"
+        # The fitted law's own curve may sit below the data (E + A/N^alpha with D infinite); a band of
+        # an unidentified law (1e-5 to 1e4) would not: the axis stays within a small factor of the data.
+        assert every.min() / 4 < y0 and y1 < every.max() * 4, f"{name}: y axis {y0:.3g}..{y1:.3g}"
 
 
 def test_the_unidentified_band_is_cut_and_says_so(demo_figures: list) -> None:

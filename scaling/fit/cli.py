@@ -27,7 +27,7 @@ from scaling.fit.render import render
 from scaling.fit.results import FitResults
 from scaling.intervals import percentile_ci
 from scaling.progress import PhaseProgress
-from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, atomic_write_json
+from scaling.records import FIT_PARAM_COUNTS, FLOP_CONVENTIONS, atomic_write_json
 
 #: Kaplan / Approach 1 / Approach 2 refits per bootstrap are capped: they are cheap but not free.
 LAW_BOOT_CAP = 1000
@@ -67,7 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument(
-        "--params", choices=PARAM_COUNTS, default="with_head", help="parameter count used as N (default with_head)"
+        "--params",
+        choices=FIT_PARAM_COUNTS,
+        default="with_head",
+        help="parameter count used as N (default with_head; active: a mixture of experts' routed parameters)",
     )
     parser.add_argument("--flops", choices=FLOP_CONVENTIONS, default="exact", help="FLOP convention (default exact)")
     parser.add_argument(

@@ -31,8 +31,8 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.progress import PhaseProgress
 from scaling.records import (
+    FIT_PARAM_COUNTS,
     FLOP_CONVENTIONS,
-    PARAM_COUNTS,
     curve_point,
     read_unique_records,
     record_to_row,
@@ -40,7 +40,7 @@ from scaling.records import (
 from scaling.train.schedule import Schedule
 
 # Columns of the table written by ``scaling collect``: N_<params>, C_<flops>, D (or tokens), loss.
-_COLLECT_N = {p: f"N_{p}" for p in PARAM_COUNTS}
+_COLLECT_N = {p: f"N_{p}" for p in FIT_PARAM_COUNTS}
 _COLLECT_C = {f: f"C_{f}" for f in FLOP_CONVENTIONS}
 _EPOCH_N, _EPOCH_C = "Model Size", "Training FLOP"
 
@@ -167,8 +167,8 @@ def load_points(
     drop_highest_loss: int = 0,
 ) -> FitPoints:
     """Read ``path`` (records directory, record file, CSV or Parquet) into :class:`FitPoints`."""
-    if params not in PARAM_COUNTS:
-        raise ScalingError(f"--params must be one of {', '.join(PARAM_COUNTS)}, got {params!r}")
+    if params not in FIT_PARAM_COUNTS:
+        raise ScalingError(f"--params must be one of {', '.join(FIT_PARAM_COUNTS)}, got {params!r}")
     if flops not in FLOP_CONVENTIONS:
         raise ScalingError(f"--flops must be one of {', '.join(FLOP_CONVENTIONS)}, got {flops!r}")
     path = Path(path)

@@ -21,6 +21,7 @@ sweep lists its resolved runs without training with ``train.dry_run=true``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from scaling.accounting import count_params, flops_per_token
@@ -140,6 +141,7 @@ def isoflop_point(
     aspect: tuple[float, float] | None = None,
     head_dim: int | None = None,
     n_layers: int | None = None,
+    arch: Mapping[str, Any] | None = None,
 ) -> tuple[ModelShape, int]:
     """The (shape, tokens) of one isoFLOP run: N = N_prior(C) · ratio**offset, D spends C.
 
@@ -162,5 +164,6 @@ def isoflop_point(
         aspect=aspect,
         head_dim=head_dim,
         n_layers=n_layers,
+        arch=arch,
     )
     return shape, tokens_for_budget(shape, c, convention, round_to)

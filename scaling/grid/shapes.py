@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from scaling.accounting import count_params
 from scaling.errors import ScalingError
@@ -124,6 +126,7 @@ def shape_for_params(
     head_dim: int | None = None,
     n_layers: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    arch: Mapping[str, Any] | None = None,
 ) -> ModelShape:
     """A shape whose ``count_params(shape).<count>`` is within ``tolerance`` of ``target``.
 
@@ -134,7 +137,8 @@ def shape_for_params(
     ``(log(a/centre)/log(hi/centre))² + (error/tolerance)²``, which balances the
     aspect preference against hitting N: with the defaults a 2.5% miss costs as
     much as an aspect of 64·√2 ≈ 91 (halfway, in log, from the centre 64 to the
-    edge 128). Deterministic for given arguments.
+    edge 128). Deterministic for given arguments. ``arch`` holds an architecture
+    variant's fields (norm, position, n_experts, ...), so its own count is matched.
 
     ``n_layers`` fixes the depth: only the width moves with N (a fixed-depth ladder), so
     neighbouring sizes never jump between depths, and the aspect band is not consulted.
@@ -173,6 +177,7 @@ def shape_for_params(
             context=context,
             vocab_size=vocab_size,
             tie_embeddings=tie_embeddings,
+            **dict(arch or {}),  # the variant's architecture fields (scaling.models.VARIANT_FIELDS)
         ).resolved()
 
     if n_layers is not None and not 1 <= int(n_layers) <= MAX_LAYERS:

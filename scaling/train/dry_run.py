@@ -15,6 +15,7 @@ from typing import Any
 
 from scaling.train.runid import run_id_for
 from scaling.train.spec import RunSpec, job_vocab, merge_wsd_budgets, resolve_spec
+from scaling.variants import apply_variant
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def resolve_job(cfg: dict[str, Any], overrides: list[str]) -> ResolvedJob:
     from scaling.config import check_numbers
 
     check_numbers(cfg)
-    cfg = merge_wsd_budgets(cfg)
+    cfg = merge_wsd_budgets(apply_variant(cfg))
     vocab, source = job_vocab(cfg)
     return ResolvedJob(list(overrides), cfg, resolve_spec(cfg, vocab), source)
 

@@ -95,8 +95,9 @@ def _accelerator(cfg: dict[str, Any]) -> Any:
 def run_training(cfg: dict[str, Any], tracker_factory: Any = None) -> RunOutcome:
     """Train (or skip, or resume) the run that ``cfg`` describes."""
     from scaling.train.spec import merge_wsd_budgets
+    from scaling.variants import apply_variant
 
-    cfg = merge_wsd_budgets(cfg)
+    cfg = merge_wsd_budgets(apply_variant(cfg))  # the variant first: the run id hashes what it changes
     run_id = run_id_for(cfg)
     rec_path, ckpt_dir = paths_for(cfg, run_id)
     lock = claim_run(ckpt_dir)

@@ -26,7 +26,19 @@ EXCLUDED = (
     "train.dry_run",
 )
 # Keys added after runs were recorded: left out while null (their default), so older configs keep their ids.
-OMITTED_WHEN_NULL = ("data.unique_tokens", "grid.n_layers", "grid.budgets", "grid.offsets")
+OMITTED_WHEN_NULL = (
+    "data.unique_tokens",
+    "grid.n_layers",
+    "grid.budgets",
+    "grid.offsets",
+    "model.variant",
+    "model.activation",
+    "model.norm",
+    "model.position",
+    "model.n_kv_heads",
+    "model.n_experts",
+    "model.experts_top_k",
+)
 
 
 def _strip(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -22,7 +22,7 @@ import numpy as np
 from scaling.accounting import FlopCounts, ParamCounts, count_params, flops_per_token
 from scaling.config import GridConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainConfig
 from scaling.errors import ScalingError
-from scaling.models import ModelShape
+from scaling.models import VARIANT_FIELDS, ModelShape
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS
 from scaling.train.schedule import Schedule
 
@@ -145,6 +145,7 @@ def _merge_isoflop_wsd(cfg: dict[str, Any]) -> dict[str, Any]:
 def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
     """The model shape: explicit fields, the isoFLOP grid's, or the grid's shape for ``model.target_params``."""
     model, grid, train = ModelConfig(**cfg["model"]), GridConfig(**cfg["grid"]), TrainConfig(**cfg["train"])
+    arch = {k: cfg["model"][k] for k in VARIANT_FIELDS if cfg["model"].get(k) is not None}
     if vocab_size and model.vocab_size and int(model.vocab_size) < vocab_size:
         raise ScalingError(f"model.vocab_size={model.vocab_size} is smaller than the tokenizer's {vocab_size}")
     vocab = int(model.vocab_size or vocab_size)
@@ -169,6 +170,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
             aspect=None if grid.aspect is None else (float(grid.aspect[0]), float(grid.aspect[1])),
             head_dim=grid.head_dim,
             n_layers=None if grid.n_layers is None else int(grid.n_layers),
+            arch=arch,
         )
         return shape
     if grid.kind != "none":
@@ -184,6 +186,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
         vocab_size=vocab,
         context=model.context,
         tie_embeddings=model.tie_embeddings,
+        arch=arch,
     )
 
 
