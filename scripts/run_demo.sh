@@ -23,7 +23,7 @@ phase() { echo "== $1" >&2; }
 
 # 1. Sweep. Packed: one single-thread run per core (hydra/launcher=packed), 1.6x faster on 2 cores than
 # one run at a time on all of them (README, "Throughput"). The head process first builds the token cache.
-phase "1/5 sweep: the token cache (once), then 20 (N, D) points from 8 training runs"
+phase "1/5 sweep: the token cache (once), then 25 (N, D) points from 9 training runs"
 scaling-train -m +experiment=demo hydra/launcher=packed hydra.launcher.n_jobs="$(nproc)" \
   paths.results="$root" experiment_name="$name" "$@"
 swept=$(date +%s)
