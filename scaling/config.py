@@ -8,7 +8,7 @@ the keys and their types, so a misspelt key, in a preset or on the command line,
 fails at composition with Hydra's own message instead of being silently ignored.
 
 The composed config keeps exactly the keys the YAML has, because a run's id is a
-hash of them (:mod:`scaling.train.runid`): a field here that no YAML sets would
+hash of them (:mod:`scaling.runid`): a field here that no YAML sets would
 change every run id. Numbers that users write both as ``20`` and ``2e9`` are
 typed ``Any``: OmegaConf would turn an int into a float for a ``float`` field and
 so change the id of a run whose config did not change.

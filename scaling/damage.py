@@ -12,6 +12,7 @@ path and the remedy (:class:`scaling.errors.ScalingError`).
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import sys
 from datetime import datetime, timezone
@@ -24,6 +25,15 @@ from scaling.errors import ScalingError
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # Writers in Rust (safetensors) report the OS error in their message only.
 _DISK_FULL_TEXT = tuple(f"(os error {n})" for n in sorted(_DISK_FULL_ERRNOS))
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file, read in chunks (shards can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def warn(message: str) -> None:
@@ -63,8 +73,6 @@ def disk_full_error(path: Path, kept: str) -> ScalingError:
 
 def file_checksums(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
     """``{name: {bytes, sha256}}`` of files below ``folder``, each fsynced first (durable before it is trusted)."""
-    from scaling.data.shards import file_sha256
-
     sums = {}
     for name in names:
         file = folder / name
@@ -76,8 +84,6 @@ def file_checksums(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
 
 def checksum_problem(folder: Path, sums: Any) -> str | None:
     """Why the files below ``folder`` differ from ``sums`` (:func:`file_checksums`), or None when they match."""
-    from scaling.data.shards import file_sha256
-
     if not isinstance(sums, dict) or not sums:
         return "its checksums are unreadable"
     for name, expected in sums.items():

@@ -84,6 +84,14 @@ def runs_dir(results_root: str | Path, experiment: str) -> Path:
     return Path(results_root) / experiment / "runs"
 
 
+def run_paths(cfg: Mapping[str, Any], run_id: str) -> tuple[Path, Path]:
+    """(record path, checkpoint folder) of a run: where ``paths`` and ``experiment_name`` put it."""
+    results = Path(cfg["paths"]["results"])
+    experiment = str(cfg["experiment_name"])
+    ckpt_root = cfg["paths"]["checkpoints"] or results / experiment / "ckpt"
+    return record_path(results, experiment, run_id), Path(ckpt_root) / run_id
+
+
 def record_path(results_root: str | Path, experiment: str, run_id: str) -> Path:
     """Where the record of ``run_id`` lives."""
     return runs_dir(results_root, experiment) / f"{run_id}.json"
@@ -220,7 +228,7 @@ def read_unique_records(root: str | Path) -> tuple[list[tuple[Path, dict[str, An
     The same folder copied twice under one path (``results/demo`` and ``results/backup/demo``) must
     not count its runs twice: a record whose run id was already read and whose content is identical
     is a copy and is dropped. Two records of one id that differ are two versions of one run (the id
-    hashes the config, :mod:`scaling.train.runid`); neither can be picked silently, so that is an error
+    hashes the config, :mod:`scaling.runid`); neither can be picked silently, so that is an error
     naming both files.
     """
     first: dict[str, tuple[Path, dict[str, Any]]] = {}

@@ -121,7 +121,7 @@ def job_work(spec: RunSpec) -> float:
 
 def sweep_work(jobs: list[ResolvedJob]) -> list[float]:
     """Each job's work; a job that shares its run with an earlier job (WSD branches) adds none."""
-    from scaling.train.runid import run_id_for
+    from scaling.runid import run_id_for
 
     seen: set[str] = set()
     work = []

@@ -52,6 +52,7 @@ from scaling.records import (
     curve_point,
     read_record,
     record_to_row,
+    run_paths,
 )
 
 DEFAULT_HOST = "https://api.wandb.ai"
@@ -249,9 +250,7 @@ class WandbTracker:
     # resume --------------------------------------------------------------------------------
 
     def _record_on_disk(self) -> dict[str, Any] | None:
-        from scaling.train.run import paths_for
-
-        path, _ = paths_for(dict(self.cfg), self.run_id)
+        path, _ = run_paths(self.cfg, self.run_id)
         try:
             return read_record(path) if path.exists() else None
         except ScalingError:
@@ -281,12 +280,11 @@ class WandbTracker:
                 self.log_branch(branch)
 
     def _branch_records(self) -> list[dict[str, Any]]:
-        from scaling.train.run import paths_for
-        from scaling.train.runid import run_id_for
+        from scaling.runid import run_id_for
 
         out = []
         for fraction in sorted({float(f) for f in self.cfg["schedule"]["branches"]}):
-            path, _ = paths_for(dict(self.cfg), run_id_for(self.cfg, {"wsd_branch": fraction}))
+            path, _ = run_paths(self.cfg, run_id_for(self.cfg, {"wsd_branch": fraction}))
             try:
                 branch = read_record(path) if path.exists() else None
             except ScalingError:

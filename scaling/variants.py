@@ -7,7 +7,7 @@ experts_top_k) and, for a depth/width variant, ``grid.aspect``. A run names one 
 ``model.variant=NAME``; :func:`apply_variant` merges it into the run's config
 before the run id is taken, so the id hashes what the variant changes, and a
 config without a variant (``model.variant: null``) keeps the id it always had
-(:data:`scaling.train.runid.OMITTED_WHEN_NULL`). Every variant is built by a
+(:data:`scaling.runid.OMITTED_WHEN_NULL`). Every variant is built by a
 ``transformers`` class and counted exactly (:mod:`scaling.models`,
 :mod:`scaling.accounting`).
 """

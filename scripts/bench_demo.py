@@ -38,7 +38,8 @@ MARKERS = (
 
 def run_job(out: Path, cache: Path, extra: list[str]) -> tuple[list[tuple[float, str]], float, int]:
     """Run the main job; return its (seconds since start, line) pairs, its wall time and exit code."""
-    env = {**os.environ, "DEMO_OUT": str(out), "SCALING_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    shown = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)  # as a user would type it
+    env = {**os.environ, "DEMO_OUT": shown, "SCALING_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     start = time.monotonic()
     proc = subprocess.Popen(
         ["bash", "scripts/run_demo.sh", *extra],

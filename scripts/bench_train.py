@@ -135,9 +135,9 @@ def demo_shapes() -> list[DemoShape]:
     cooldown branches), so a run shared by several budgets is counted once, with its branches.
     """
     from scaling.errors import ScalingError
+    from scaling.runid import run_id_for
     from scaling.sweep import job_tokens
     from scaling.train.dry_run import resolve_job
-    from scaling.train.runid import run_id_for
 
     seen: dict[str, DemoShape] = {}
     for flops, offset in demo_points():

@@ -52,7 +52,7 @@ scaling explore "$out" -o "$out/explorer.html" $wandb_flag
 explored=$(date +%s)
 
 # 5. How this run's law compares with the committed reference run.
-if [[ -f "$reference/fit.json" && "$out" != "$reference" ]]; then
+if [[ -f "$reference/fit.json" && "$(realpath "$out")" != "$(realpath "$reference")" ]]; then
   phase "5/5 this run's law against the committed reference run"
   scaling compare "$reference/fit.json" "$out/fit.json" --labels "reference,this run" | tee "$out/compare_reference.txt"
 fi

@@ -22,7 +22,7 @@ from conftest import TINY_DATA, compose_train, tiny_overrides
 
 from scaling.errors import ScalingError
 from scaling.records import read_record, write_record
-from scaling.train.runid import run_id_for
+from scaling.runid import run_id_for
 
 TOKENS = "train.tokens=20000"  # 39 steps of 8 x 64 tokens
 

@@ -221,7 +221,7 @@ def test_unique_tokens_caps_the_training_split() -> None:
 
 
 def test_null_unique_tokens_keeps_existing_run_ids() -> None:
-    from scaling.train.runid import run_id_for
+    from scaling.runid import run_id_for
     from tests.conftest import compose_train
 
     cfg = compose_train(["+experiment=demo", "train.flops=1e11", "grid.offset=0"])

@@ -254,8 +254,8 @@ def test_demo_grid_straddles_the_prior_optimum_at_every_budget() -> None:
 
 def test_demo_grid_trains_one_run_per_size() -> None:
     """WSD branches: the 20 (C, offset) points of the demo come from one training run per distinct size."""
+    from scaling.runid import run_id_for
     from scaling.train.dry_run import resolve_job
-    from scaling.train.runid import run_id_for
 
     _, budgets, offsets = _demo_grid()
     runs, shapes = set(), set()

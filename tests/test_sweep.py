@@ -13,8 +13,8 @@ import pytest
 from conftest import compose_train, tiny_overrides
 
 from scaling.records import load_records, read_record
+from scaling.runid import run_id_for
 from scaling.train.run import run_training
-from scaling.train.runid import run_id_for
 from scaling.train.spec import resolve_spec
 
 

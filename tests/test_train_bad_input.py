@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import compose_train, tiny_overrides
 
-from scaling.train.runid import run_id_for
+from scaling.runid import run_id_for
 
 # every test here runs the scaling-train entry point, which composes the config and loads the corpus
 pytestmark = pytest.mark.slow

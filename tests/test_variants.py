@@ -7,7 +7,7 @@ import pytest
 from scaling.errors import ScalingError
 from scaling.models import ModelShape
 from scaling.records import record_to_row
-from scaling.train.runid import run_id_for
+from scaling.runid import run_id_for
 from scaling.variants import apply_variant, known_variants
 
 MODEL = {"family": "llama", "variant": None, "n_experts": None, "experts_top_k": None, "d_model": 64}

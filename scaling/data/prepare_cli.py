@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 from scaling.config import HFDataConfig
 from scaling.data.hf import SourceSpec
@@ -84,40 +82,6 @@ def config_from_args(args: argparse.Namespace) -> HFDataConfig:
     if args.path and not args.preset and args.name is None:
         values["name"] = source_stem(SourceSpec(path=args.path, data_files=args.data_files))
     return load_preset(args.preset or "hf", args.config_dir, data_overrides(values))
-
-
-def reprepare_command(folder: Path, manifest: dict[str, Any]) -> str:
-    """The shell line that moves a damaged prepared folder aside and prepares the same corpus into it again.
-
-    Built from what the manifest records (source, tokenizer, split and caps), with the flags of
-    :func:`add_arguments`, so the new folder has the same identity as the damaged one.
-    """
-    source = manifest.get("source") or {}
-    values = {
-        "name": manifest.get("name"),
-        "path": source.get("path"),
-        "data_files": source.get("data_files"),
-        "subset": source.get("config"),
-        "split": source.get("split"),
-        "text_field": source.get("text_field"),
-        "revision": source.get("revision"),
-        "tokenizer": (manifest.get("tokenizer") or {}).get("spec"),
-        "val_fraction": manifest.get("val_fraction"),
-        "max_documents": manifest.get("max_documents"),
-        "max_tokens": manifest.get("max_tokens"),
-        "shard_tokens": manifest.get("shard_tokens"),
-    }
-    words = ["scaling", "prepare"]
-    for key, value in values.items():
-        if value is None:
-            continue
-        files = value if isinstance(value, list) else [value]
-        words += [f"--{key.replace('_', '-')}", *(str(v) for v in files)]
-    if source.get("streaming"):
-        words.append("--streaming")
-    words += ["--out", str(folder)]
-    aside = shlex.quote(f"{folder}.damaged")
-    return f"mv {shlex.quote(str(folder))} {aside} && {shlex.join(words)}"
 
 
 def verify(folder: Path) -> str:

@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scaling.damage import file_sha256
 from scaling.errors import ScalingError
 from scaling.records import atomic_write_json
 
@@ -37,15 +39,6 @@ FORMAT = "scaling-prepared"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
 _PARTIAL = ".partial"
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file, read in chunks (shards can be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def corpus_fingerprint(manifest: dict[str, Any]) -> str:
@@ -221,7 +214,6 @@ def _damaged(folder: Path, manifest: dict[str, Any], what: str) -> ScalingError:
     Training stops rather than re-preparing by itself: a real corpus can take hours and
     the hub to rebuild, and a damaged copy is worth a look first.
     """
-    from scaling.data.prepare_cli import reprepare_command
 
     return ScalingError(f"{what}: corrupt copy? re-prepare it: {reprepare_command(folder, manifest)}")
 
@@ -261,3 +253,37 @@ def open_prepared(path: str | Path, verify: bool = False) -> PreparedCorpus:
     if not arrays["train"]:
         raise ScalingError(f"prepared corpus {folder} has no training tokens")
     return PreparedCorpus(path=folder, manifest=manifest, train=arrays["train"], val=arrays["val"])
+
+
+def reprepare_command(folder: Path, manifest: dict[str, Any]) -> str:
+    """The shell line that moves a damaged prepared folder aside and prepares the same corpus into it again.
+
+    Built from what the manifest records (source, tokenizer, split and caps), with the flags of
+    :func:`add_arguments`, so the new folder has the same identity as the damaged one.
+    """
+    source = manifest.get("source") or {}
+    values = {
+        "name": manifest.get("name"),
+        "path": source.get("path"),
+        "data_files": source.get("data_files"),
+        "subset": source.get("config"),
+        "split": source.get("split"),
+        "text_field": source.get("text_field"),
+        "revision": source.get("revision"),
+        "tokenizer": (manifest.get("tokenizer") or {}).get("spec"),
+        "val_fraction": manifest.get("val_fraction"),
+        "max_documents": manifest.get("max_documents"),
+        "max_tokens": manifest.get("max_tokens"),
+        "shard_tokens": manifest.get("shard_tokens"),
+    }
+    words = ["scaling", "prepare"]
+    for key, value in values.items():
+        if value is None:
+            continue
+        files = value if isinstance(value, list) else [value]
+        words += [f"--{key.replace('_', '-')}", *(str(v) for v in files)]
+    if source.get("streaming"):
+        words.append("--streaming")
+    words += ["--out", str(folder)]
+    aside = shlex.quote(f"{folder}.damaged")
+    return f"mv {shlex.quote(str(folder))} {aside} && {shlex.join(words)}"

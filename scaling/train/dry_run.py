@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scaling.train.runid import run_id_for
+from scaling.runid import run_id_for
 from scaling.train.spec import RunSpec, job_vocab, merge_wsd_budgets, resolve_spec
 from scaling.variants import apply_variant
 

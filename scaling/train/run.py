@@ -15,8 +15,8 @@ from typing import Any
 
 from scaling.damage import set_aside, warn
 from scaling.errors import ScalingError
-from scaling.records import read_record, record_path, write_record
-from scaling.train.runid import run_id_for
+from scaling.records import read_record, run_paths, write_record
+from scaling.runid import run_id_for
 
 
 @dataclass
@@ -26,14 +26,6 @@ class RunOutcome:
     record: Path
     message: str
     exit_code: int = 0
-
-
-def paths_for(cfg: dict[str, Any], run_id: str) -> tuple[Path, Path]:
-    """(record path, checkpoint folder) of a run."""
-    results = Path(cfg["paths"]["results"])
-    experiment = str(cfg["experiment_name"])
-    ckpt_root = cfg["paths"]["checkpoints"] or results / experiment / "ckpt"
-    return record_path(results, experiment, run_id), Path(ckpt_root) / run_id
 
 
 def existing_status(path: Path) -> str | None:
@@ -99,7 +91,7 @@ def run_training(cfg: dict[str, Any], tracker_factory: Any = None) -> RunOutcome
 
     cfg = merge_wsd_budgets(apply_variant(cfg))  # the variant first: the run id hashes what it changes
     run_id = run_id_for(cfg)
-    rec_path, ckpt_dir = paths_for(cfg, run_id)
+    rec_path, ckpt_dir = run_paths(cfg, run_id)
     lock = claim_run(ckpt_dir)
     if lock is None:
         return RunOutcome(run_id, "skipped", rec_path, f"run {run_id} is being trained by another process (skipped)")
@@ -177,7 +169,7 @@ def _train_claimed(
         if not main:
             return
         branch_id = run_id_for(cfg, {"wsd_branch": result.horizon.fraction})
-        path, _ = paths_for(cfg, branch_id)
+        path, _ = run_paths(cfg, branch_id)
         branch_record = record(
             "finished",
             result.curve,

@@ -186,6 +186,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
         vocab_size=vocab,
         context=model.context,
         tie_embeddings=model.tie_embeddings,
+        n_layers=None if grid.n_layers is None else int(grid.n_layers),  # a fixed-depth ladder here too
         arch=arch,
     )
 
