@@ -264,9 +264,13 @@ def test_bench_demo_ladder_is_the_demo_sweep_as_trained() -> None:
     from scaling.records import load_records
 
     records = load_records(REPO_ROOT / "results" / "demo_reference")
-    assert len(bench_train.demo_points()) == len(records) == 15
+    assert len(bench_train.demo_points()) == len(records) == 25  # 5 budgets x 5 offsets, one record each
     tokens = bench_train.demo_sweep_tokens()
     assert set(tokens) == {case.name for case in bench_train.demo_ladder()}
-    assert sum(tokens.values()) == sum(r["tokens"] for r in records)
+    mains = [r for r in records if not r.get("branch_of")]
+    assert len(tokens) == len(mains) == 9  # one training run per size, its branches riding along
+    # A run trains its main horizon plus a cooldown (20% of the branch's horizon) per WSD branch.
+    trained = sum(r["tokens"] for r in mains) + sum(0.2 * r["tokens"] for r in records if r.get("branch_of"))
+    assert sum(tokens.values()) == pytest.approx(trained, rel=1e-3)
     shapes = {(r["model"]["d_model"], r["model"]["n_layers"]) for r in records}
     assert {(s.d_model, s.n_layers) for s in bench_train.demo_shapes()} == shapes
