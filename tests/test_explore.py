@@ -159,7 +159,7 @@ def test_explore_wandb_offline_without_credentials(
     (run_dir,) = tmp_path.glob("wandb/offline-run-*")
     run = read_offline_run(run_dir)
     # The sweep's project (scaling-train's logging.project) and group (its experiment name).
-    assert (run["project"], run["group"], run["job_type"]) == ("scaling", "demo", "explore")
+    assert (run["project"], run["group"], run["job_type"]) == ("scaling", "demo_reference", "explore")
     assert [p.stat().st_size for p in run_dir.rglob("media/html/*.html")] == [out.stat().st_size]
 
 
