@@ -32,7 +32,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
 from scaling.laws import ChinchillaLaw, compute_multiplier
-from scaling.plan.fitted_law import FittedLaw, load_fit
+from scaling.plan.fitted_law import FittedLaw, load_fit, read_fit_json
 from scaling.records import FIT_PARAM_COUNTS
 
 
@@ -58,15 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated budgets C for the compute multiplier (default: the largest budget x 0.1, 1, 10, 100)",
     )
     parser.add_argument("--json", type=Path, help="write the comparison, with compute_multiplier, as JSON")
-
-
-def _meta(path: Path) -> dict:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ScalingError(f"cannot read fit {path}: {err}") from None
 
 
 def _convention(meta: dict) -> str:
@@ -98,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if len(labels) != len(args.fits):
         raise ScalingError(f"--labels names {len(labels)} fits but {len(args.fits)} were given")
     fits = [load_fit(p) for p in args.fits]  # first, so that a file that is no fit is named as such
-    metas = [_meta(p) for p in args.fits]
+    metas = [read_fit_json(p) for p in args.fits]
     conventions = {_convention(m) for m in metas}
     if len(conventions) > 1:
         raise ScalingError(

@@ -105,8 +105,7 @@ class _readonly_off:
 
 def job_tokens(spec: RunSpec) -> float:
     """Tokens a job trains: its main run plus the cooldown of each WSD branch (branches share the stable phase)."""
-    s = spec.schedule
-    branch_steps = sum(s.cooldown_frac * h.steps for h in spec.horizons[:-1]) if len(spec.horizons) > 1 else 0.0
+    branch_steps = sum(spec.schedule.cooldown_frac * h.steps for h in spec.horizons[:-1])  # the last is the main run
     return (spec.steps + branch_steps) * spec.tokens_per_step
 
 
@@ -148,7 +147,7 @@ def warm_corpora(jobs: list[ResolvedJob]) -> None:
 
     seen: set[str] = set()
     for job in jobs:
-        data, cache = job.config["data"], (job.config.get("paths") or {}).get("cache")
+        data, cache = job.config["data"], job.config["paths"]["cache"]
         key = json.dumps([data, cache], sort_keys=True, default=str)
         if data["kind"] == "pysource" and key not in seen:
             seen.add(key)
@@ -158,21 +157,12 @@ def warm_corpora(jobs: list[ResolvedJob]) -> None:
 class SweepProgress(Callback):
     """Validate the grid up front, prepare the corpus once, and print ``run k/n`` with an ETA as the sweep runs."""
 
-    def __init__(self) -> None:
-        self.total: int | None = None
-
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            jobs = sweep_jobs(config)
-            resolved = resolve_jobs(config, jobs)
-        except ScalingError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            sys.exit(USER_ERROR_EXIT)
-        if config.train.dry_run:
-            print(dry_run_table(resolved), flush=True)
-            sys.exit(0)  # before the launcher starts: no job runs, no sweep folder is made
-        self.total = len(jobs)
-        try:
+            resolved = resolve_jobs(config, sweep_jobs(config))
+            if config.train.dry_run:
+                print(dry_run_table(resolved), flush=True)
+                sys.exit(0)  # before the launcher starts: no job runs, no sweep folder is made
             warm_corpora(resolved)
         except ScalingError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
@@ -180,34 +170,37 @@ class SweepProgress(Callback):
         work = sweep_work(resolved)
         folder = Path(str(config.hydra.sweep.dir))
         folder.mkdir(parents=True, exist_ok=True)
-        plan = {"kind": "plan", "started": time.time(), "runs": len(jobs), "work": work}
+        plan = {"kind": "plan", "started": time.time(), "runs": len(work), "work": work}
         (folder / PROGRESS_FILE).write_text(json.dumps(plan) + "\n")
-        print(f"[sweep] {self.total} runs, {sum(work):.3g} FLOPs to train", file=sys.stderr, flush=True)
+        print(f"[sweep] {len(work)} runs, {sum(work):.3g} FLOPs to train", file=sys.stderr, flush=True)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
-        try:
-            hydra_cfg = HydraConfig.get()
-            num = int(hydra_cfg.job.num)
-        except Exception:  # a single run (not -m) has no job number: nothing to report
-            return
-        print(sweep_line(Path(hydra_cfg.sweep.dir) / PROGRESS_FILE, num), file=sys.stderr, flush=True)
+        job = _this_job()
+        if job is not None:
+            print(sweep_line(*job), file=sys.stderr, flush=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
-        try:
-            hydra_cfg = HydraConfig.get()
-            num = int(hydra_cfg.job.num)
-        except Exception:
+        job = _this_job()
+        if job is None:
             return
+        progress_file, num = job
         status = getattr(job_return, "_return_value", None)
         line = json.dumps({"kind": "done", "num": num, "skipped": status == "skipped"}) + "\n"
         # Progress is a courtesy: never fail a run over it. One short O_APPEND write, so lines from
         # concurrent jobs do not interleave.
-        with contextlib.suppress(OSError), open(Path(hydra_cfg.sweep.dir) / PROGRESS_FILE, "a") as fh:
+        with contextlib.suppress(OSError), open(progress_file, "a") as fh:
             fh.write(line)
+
+
+def _this_job() -> tuple[Path, int] | None:
+    """(the sweep's progress file, this job's number), or None for a single run (not -m), which has neither."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hydra_cfg = HydraConfig.get()
+        return Path(hydra_cfg.sweep.dir) / PROGRESS_FILE, int(hydra_cfg.job.num)
+    except Exception:
+        return None
 
 
 def sweep_line(progress_file: Path, num: int) -> str:

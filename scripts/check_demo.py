@@ -47,7 +47,7 @@ def criteria(fit: dict[str, Any]) -> list[tuple[str, bool]]:
         )
     )
     gap2 = abs(a2.get("a", math.nan) - a3.get("a", math.nan))
-    sizes = len({round(p["N_opt"]) for p in a1.get("points", [])}) if a1.get("points") else a1.get("frontier_sizes", 0)
+    sizes = len({round(p["N_opt"]) for p in a1.get("points") or []})  # distinct sizes on Approach 1's frontier
     gap1 = abs(a1.get("a", math.nan) - a3.get("a", math.nan))
     a1_ok = sizes < MIN_FRONTIER_SIZES or gap1 <= MAX_A_GAP
     lines.append(

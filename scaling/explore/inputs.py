@@ -9,13 +9,12 @@ and inputs fitted under different FLOP conventions or parameter counts, whose la
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scaling.errors import ScalingError
-from scaling.plan.fitted_law import FittedLaw, load_fit
+from scaling.plan.fitted_law import FittedLaw, load_fit, read_fit_json
 from scaling.records import load_records
 
 #: Newest fit JSON layout the explorer understands. ``scaling fit --json`` does not write a
@@ -39,12 +38,9 @@ class Variant:
     records_root: Path | None = None
 
 
-def read_fit_json(path: Path) -> dict[str, Any]:
+def checked_fit_json(path: Path) -> dict[str, Any]:
     """The fit JSON at ``path``, checked for the keys the page needs (older files lack some)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ScalingError(f"{path} is not a readable JSON file ({err.__class__.__name__})") from None
+    data = read_fit_json(path)
     if not isinstance(data, dict):
         raise ScalingError(f"{path} is not a fit JSON (top level is not an object)")
     if "run_id" in data and "curve" in data:
@@ -93,12 +89,12 @@ def load_variant(path: str | Path) -> Variant:
             raise ScalingError(
                 f"{path}: no {FIT_FILE_NAME}; run `scaling fit {path} --bootstrap 1000 --json {fit_path}` first"
             )
-        fit = read_fit_json(fit_path)
+        fit = checked_fit_json(fit_path)
         root: Path | None = path
         label = path.resolve().name
     elif path.is_file():
         fit_path = path
-        fit = read_fit_json(fit_path)
+        fit = checked_fit_json(fit_path)
         records, root = _records_beside(fit_path, fit)
         label = fit_path.stem if fit_path.name != FIT_FILE_NAME else fit_path.resolve().parent.name
     else:

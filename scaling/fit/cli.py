@@ -145,10 +145,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "form", "chinchilla") == "data-constrained":
+    if args.form == "data-constrained":
         from scaling.fit import data_constrained
 
-        return data_constrained.run(args, atomic_write_json)
+        return data_constrained.run(args)
     points = load_points(args.path, params=args.params, flops=args.flops, drop_highest_loss=args.drop_highest_loss)
     require_fittable(points, APPROACH3_PARAMS, "Approach 3 (L = E + A/N^alpha + B/D^beta)")
     if not 0 < args.curve_fraction < 1:

@@ -25,7 +25,6 @@ The bootstrap resamples runs with replacement and refits each replicate with the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.intervals import bootstrap_se, percentile_ci
 from scaling.laws import MUENNIGHOFF2023, ChinchillaLaw, DataConstrainedLaw
-from scaling.records import PARAM_COUNTS, iter_record_paths, read_record
+from scaling.records import PARAM_COUNTS, atomic_write_json, iter_record_paths, read_record
 
 OBJECTIVES = ("log-huber", "raw-huber", "datablations")
 #: Columns of bootstrap samples and of the fit JSON's ``samples``.
@@ -477,7 +476,7 @@ def load_base(path: str | Path | None) -> tuple[ChinchillaLaw, str]:
     return load_fit(path).law, f"Approach 3 fit {path}"
 
 
-def run(args: Any, write_json: Callable[[str, dict[str, Any]], None]) -> int:
+def run(args: Any) -> int:
     """The ``--form data-constrained`` branch of ``scaling fit``."""
     points = load_repeat_points(args.path, params=args.params, only=args.only)
     base, source = load_base(args.base)
@@ -488,7 +487,7 @@ def run(args: Any, write_json: Callable[[str, dict[str, Any]], None]) -> int:
         bootstrap_data_constrained(fit, points, base, args.bootstrap, args.seed)
     print(render(fit, points))
     if args.json:
-        write_json(
+        atomic_write_json(
             args.json,
             {
                 "form": "data-constrained",

@@ -169,7 +169,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
             tie_embeddings=model.tie_embeddings,
             aspect=None if grid.aspect is None else (float(grid.aspect[0]), float(grid.aspect[1])),
             head_dim=grid.head_dim,
-            n_layers=None if grid.n_layers is None else int(grid.n_layers),
+            n_layers=grid.n_layers,
             arch=arch,
         )
         return shape
@@ -186,7 +186,7 @@ def resolve_shape(cfg: Mapping[str, Any], vocab_size: int) -> ModelShape:
         vocab_size=vocab,
         context=model.context,
         tie_embeddings=model.tie_embeddings,
-        n_layers=None if grid.n_layers is None else int(grid.n_layers),  # a fixed-depth ladder here too
+        n_layers=grid.n_layers,  # a fixed-depth ladder here too
         arch=arch,
     )
 
