@@ -41,6 +41,10 @@ class Candidate:
 
     form: str
     objective: Objective = DEFAULT_OBJECTIVE
+    #: False for the item-3 objective variants: ranked and printed, never selected. On Gadre et al.'s ladder
+    #: the variant that wins leave-largest-out within the small runs is among the worst on the big runs
+    #: (results/extrapolation/ladder.md), while the ranking of forms transfers.
+    selectable: bool = True
 
     @property
     def label(self) -> str:
@@ -119,6 +123,12 @@ class Ranking:
 
     @property
     def best(self) -> RankRow | None:
+        """The selectable candidate with the lowest held-out error (None when none could be scored)."""
+        return next((r for r in self.rows if r.candidate.selectable and math.isfinite(r.mean_abs)), None)
+
+    @property
+    def best_overall(self) -> RankRow | None:
+        """The lowest held-out error of any candidate, objective variants included."""
         return self.rows[0] if self.rows and math.isfinite(self.rows[0].mean_abs) else None
 
     def best_of(self, form: str) -> RankRow | None:
@@ -138,13 +148,17 @@ class Ranking:
     def render(self) -> list[str]:
         lines = [
             f"HELD-OUT RANKING (fit on {self.n_train} runs, predict {self.split.description})",
-            f"  {'rank':<5}{'form':<18}{'objective':<46}{'mean |err|':>11}{'max |err|':>11}",
+            f"  {'rank':<5}{'form':<18}{'objective':<50}{'mean |err|':>11}{'max |err|':>11}",
         ]
         for i, row in enumerate(self.rows, 1):
             nums = f"{row.mean_abs:>10.2%} {row.max_abs:>10.2%}" if math.isfinite(row.mean_abs) else f"  {row.note}"
             lines.append(
                 f"  {i if math.isfinite(row.mean_abs) else '-':<5}{row.candidate.form:<18}"
-                f"{row.candidate.objective.label:<46}{nums}"
+                f"{row.candidate.objective.label + ('' if row.candidate.selectable else ' *'):<50}{nums}"
+            )
+        if any(not r.candidate.selectable for r in self.rows):
+            lines.append(
+                "  * measured (issue 16, item 3), not selected: objective choices did not transfer on a real ladder"
             )
         lines += [f"  note: {n}" for n in self.notes]
         return lines
@@ -154,7 +168,7 @@ def default_candidates(has_unique: bool) -> list[Candidate]:
     """Every form with the default objective, then Approach 3 (chinchilla) under the item-3 objectives."""
     forms = [f for f in FORMS if has_unique or not FORMS[f].needs_unique]
     out = [Candidate(f) for f in forms]
-    for obj in (
+    for obj in (  # item 3: measured beside the forms, not selected (see Candidate.selectable)
         Objective(delta=1e-2),
         Objective(delta=1e-1),
         Objective(delta=None),
@@ -162,8 +176,8 @@ def default_candidates(has_unique: bool) -> list[Candidate]:
         Objective(delta=None, space="linear"),
         Objective(weights="compute"),
     ):
-        out.append(Candidate("chinchilla", obj))
-    out.append(Candidate("overtrain", Objective(delta=None, space="linear")))  # Gadre et al.'s own recipe
+        out.append(Candidate("chinchilla", obj, selectable=False))
+    out.append(Candidate("overtrain", Objective(delta=None, space="linear"), selectable=False))  # Gadre et al.'s recipe
     return out
 
 
@@ -206,7 +220,7 @@ def rank(
             continue
         rows.append(RankRow(cand, float(np.mean(np.abs(err))), float(np.max(np.abs(err))), float(np.mean(err))))
     rows.sort(key=lambda r: r.mean_abs if math.isfinite(r.mean_abs) else math.inf)  # stable: ties keep list order
-    scored = [r for r in rows if math.isfinite(r.mean_abs)]
+    scored = [r for r in rows if math.isfinite(r.mean_abs) and r.candidate.selectable]
     if not scored:
         notes.append("no candidate could be fitted on the training runs: nothing to select")
     elif len(scored) > 1 and scored[1].mean_abs - scored[0].mean_abs < TIE:
