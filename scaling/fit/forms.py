@@ -78,6 +78,11 @@ class Objective:
         return np.ones_like(c) if self.weights == "run" else c / c.mean()
 
 
+def describe(form: str, objective: Objective) -> str:
+    """The objective a form is really fitted with (Kaplan's fitter has its own: least squares in log space)."""
+    return "least squares, log residuals (Kaplan fitter)" if form == "kaplan" else objective.label
+
+
 DEFAULT_OBJECTIVE = Objective()
 #: Gadre et al. 2024's recipe: scipy curve_fit, i.e. least squares on the raw loss, every run once.
 GADRE_OBJECTIVE = Objective(delta=None, space="linear")
@@ -110,7 +115,7 @@ class FormFit:
             "form": self.form,
             "law": FORMS[self.form].citation,
             "params": {k: float(v) for k, v in self.params.items()},
-            "objective": self.objective.label,
+            "objective": describe(self.form, self.objective),
             "n_points": self.n_points,
             "warnings": list(self.warnings),
         }

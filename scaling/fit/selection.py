@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.forms import DEFAULT_OBJECTIVE, Objective, fit_form
+from scaling.fit.forms import DEFAULT_OBJECTIVE, Objective, describe, fit_form
 from scaling.fit.points import group_by_log
 from scaling.laws import FORMS
 
@@ -101,7 +101,10 @@ class RankRow:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"form": self.candidate.form, "objective": self.candidate.objective.label}
+        out: dict[str, Any] = {
+            "form": self.candidate.form,
+            "objective": describe(self.candidate.form, self.candidate.objective),
+        }
         if math.isfinite(self.mean_abs):
             out.update(
                 mean_abs_rel_error=self.mean_abs, max_abs_rel_error=self.max_abs, mean_rel_error=self.mean_signed
@@ -154,7 +157,7 @@ class Ranking:
             nums = f"{row.mean_abs:>10.2%} {row.max_abs:>10.2%}" if math.isfinite(row.mean_abs) else f"  {row.note}"
             lines.append(
                 f"  {i if math.isfinite(row.mean_abs) else '-':<5}{row.candidate.form:<18}"
-                f"{row.candidate.objective.label + ('' if row.candidate.selectable else ' *'):<50}{nums}"
+                f"{describe(row.candidate.form, row.candidate.objective) + ('' if row.candidate.selectable else ' *'):<50}{nums}"
             )
         if any(not r.candidate.selectable for r in self.rows):
             lines.append(
@@ -270,7 +273,7 @@ class FormsReport:
         lines = [f"FORMS (recommended: {self.selected})"]
         for name, fit in self.fits.items():
             params = ", ".join(f"{k} = {v:.4g}" for k, v in fit.params.items())
-            lines.append(f"  {name:<18}{params}  [{fit.objective.label}]")
+            lines.append(f"  {name:<18}{params}  [{describe(name, fit.objective)}]")
             if fit.samples:
                 from scaling.intervals import percentile_ci
 
