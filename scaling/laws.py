@@ -505,8 +505,6 @@ class OvertrainLaw:
     b: Value
     eta: Value
     name: str = field(default="overtrain", kw_only=True)
-    description: str = field(default="L = E + (a M^eta + b M^-eta) C^-eta, C = 6ND, M = D/N", kw_only=True)
-    corpus: str = field(default="unknown corpus", kw_only=True)
 
     def as_chinchilla(self) -> ChinchillaLaw:
         """The same law as E + A/N^α + B/D^β with A = a 6^-η, B = b 6^-η, α = β = 2η."""

@@ -40,7 +40,7 @@ from scaling.fit.approach3 import fit_approach3, make_fit, search, validate_poin
 from scaling.fit.bootstrap import resample_counts
 from scaling.fit.huber import HuberProblem
 from scaling.intervals import percentile_ci
-from scaling.laws import FORMS, get_form
+from scaling.laws import CHINCHILLA_PARAMS, FORMS, get_form
 
 #: Residual spaces and run weightings an :class:`Objective` may use.
 SPACES = ("log", "linear")
@@ -203,14 +203,9 @@ def _profile_starts(problem: HuberProblem, weights: np.ndarray, tied: bool) -> l
 
 def _chinchilla_params(problem: HuberProblem, theta: np.ndarray, tied: bool) -> dict[str, float]:
     full = np.array([*theta[:4], theta[3]]) if tied else np.asarray(theta)
-    nat = problem.to_natural(full)
-    return {
-        "E": float(np.exp(nat[2])),
-        "A": float(np.exp(nat[0])),
-        "B": float(np.exp(nat[1])),
-        "alpha": float(nat[3]),
-        "beta": float(nat[4]),
-    }
+    nat = problem.to_natural(full)  # (log A, log B, log E, alpha, beta)
+    values = (np.exp(nat[2]), np.exp(nat[0]), np.exp(nat[1]), nat[3], nat[4])
+    return dict(zip(CHINCHILLA_PARAMS, map(float, values), strict=True))
 
 
 def _overtrain_params(chin: dict[str, float]) -> dict[str, float]:
@@ -394,8 +389,6 @@ def bootstrap_form(
 
 def from_approach3(fit: Any, boot: Any = None, delta: float = 1e-3) -> FormFit:
     """Today's Approach 3 fit (and its vectorised bootstrap) as the ``chinchilla`` form, without refitting."""
-    from scaling.laws import CHINCHILLA_PARAMS
-
     params = {k: float(getattr(fit, k)) for k in CHINCHILLA_PARAMS}
     out = FormFit("chinchilla", params, Objective(delta=delta), int(fit.n_points), list(fit.warnings))
     if boot is not None:
