@@ -482,3 +482,119 @@ def get_data_constrained_law(name: str) -> DataConstrainedLaw:
             f"use --law {', '.join(DATA_CONSTRAINED_LAWS)} or --fit FIT.json from `scaling fit --form data-constrained`"
         )
     raise ScalingError(f"unknown data-constrained law {name!r}; known: {', '.join(DATA_CONSTRAINED_LAWS)}")
+
+
+# ----------------------------------------------------------------------------- over-training
+
+
+@dataclass(frozen=True)
+class OvertrainLaw:
+    """Gadre et al. 2024, "Language models scale reliably with over-training and on downstream tasks"
+    (arXiv 2403.08540), the loss in compute C = 6ND and token multiplier M = D/N::
+
+        L(C, M) = E + (a M^η + b M^-η) C^-η
+
+    It is the Chinchilla form with tied exponents α = β (the paper derives it so): substituting
+    C = 6ND and M = D/N gives E + a 6^-η N^-2η + b 6^-η D^-2η, i.e. :meth:`as_chinchilla`. Tying the
+    exponents is what lets a fit on compute-optimal runs (M = 20) plus a few over-trained small runs
+    extrapolate in M. Parameters are floats or broadcastable arrays (one law per bootstrap draw).
+    """
+
+    E: Value
+    a: Value
+    b: Value
+    eta: Value
+    name: str = field(default="overtrain", kw_only=True)
+
+    def as_chinchilla(self) -> ChinchillaLaw:
+        """The same law as E + A/N^α + B/D^β with A = a 6^-η, B = b 6^-η, α = β = 2η."""
+        e, a, b, eta = (np.asarray(v, dtype=float) for v in (self.E, self.a, self.b, self.eta))
+        scale = np.power(6.0, -eta)
+        return ChinchillaLaw(
+            _plain(e), _plain(a * scale), _plain(b * scale), _plain(2 * eta), _plain(2 * eta), name=self.name
+        )
+
+    def loss(self, n: Any, d: Any) -> Value:
+        """E + (a M^η + b M^-η) C^-η with C = 6ND, M = D/N, elementwise over draws, N and D."""
+        e, a, b, eta = (np.asarray(v, dtype=float) for v in (self.E, self.a, self.b, self.eta))
+        n, d = np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+        c, m = 6.0 * n * d, d / n
+        with np.errstate(all="ignore"):
+            return _plain(e + (a * np.power(m, eta) + b * np.power(m, -eta)) * np.power(c, -eta))
+
+
+# ----------------------------------------------------------------------------- form registry
+
+
+@dataclass(frozen=True)
+class Form:
+    """One functional form a user can fit, rank and predict with (``scaling fit --form``, ``scaling predict``).
+
+    ``params`` are the keys of the fit JSON's ``forms[name]["params"]`` and ``samples``;
+    :meth:`from_params` builds the law from them (floats: one law; arrays: one law per bootstrap draw,
+    shaped to broadcast against N and D), and :meth:`loss` evaluates it, with the unique tokens U
+    where the form needs them. The formulas themselves live in the law classes above.
+    """
+
+    name: str
+    params: tuple[str, ...]
+    citation: str
+    needs_unique: bool = False
+
+    def from_params(self, params: Any) -> Any:
+        """The law of a ``{param: value}`` mapping (values floats or arrays), or a one-line error."""
+        missing = [k for k in self.params if k not in params]
+        if missing:
+            raise ScalingError(f"form {self.name}: missing parameter(s) {', '.join(missing)}")
+        v = {k: params[k] if np.ndim(params[k]) == 0 else np.asarray(params[k], dtype=float) for k in self.params}
+        if self.name == "chinchilla":
+            return ChinchillaLaw(*(v[k] for k in CHINCHILLA_PARAMS))
+        if self.name == "kaplan":
+            return KaplanLaw(alpha_n=v["alpha_N"], alpha_d=v["alpha_D"], n_c=v["N_c"], d_c=v["D_c"], name="kaplan")
+        if self.name == "overtrain":
+            return OvertrainLaw(v["E"], v["a"], v["b"], v["eta"])
+        base = ChinchillaLaw(*(v[k] for k in CHINCHILLA_PARAMS))
+        return DataConstrainedLaw(base, v["R_D"], v["R_N"])
+
+    def loss(self, params: Any, n: Any, d: Any, unique: Any = None) -> Value:
+        """The form's predicted loss at (N, D[, U]); U is required exactly when the form needs it."""
+        law = self.from_params(params)
+        if self.needs_unique:
+            if unique is None:
+                raise ScalingError(f"form {self.name} needs U (unique tokens) for every point")
+            return law.loss(n, d, unique)
+        with np.errstate(all="ignore"):
+            return _plain(law.loss(n, d))
+
+
+#: Every functional form ``scaling fit --form`` can fit, by name (see :class:`Form`).
+FORMS: dict[str, Form] = {
+    form.name: form
+    for form in (
+        Form("chinchilla", CHINCHILLA_PARAMS, "Hoffmann et al. 2022, eq. 2: L = E + A/N^alpha + B/D^beta"),
+        Form(
+            "kaplan",
+            ("alpha_N", "alpha_D", "N_c", "D_c"),
+            "Kaplan et al. 2020, eq. 1.5: L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
+        ),
+        Form(
+            "overtrain",
+            ("E", "a", "b", "eta"),
+            "Gadre et al. 2024: L = E + (a M^eta + b M^-eta) C^-eta, C = 6ND, M = D/N",
+        ),
+        Form(
+            "data-constrained",
+            (*CHINCHILLA_PARAMS, "R_D", "R_N"),
+            "Muennighoff et al. 2023, eq. 5-7: Chinchilla in effective N', D' given U unique tokens",
+            needs_unique=True,
+        ),
+    )
+}
+
+
+def get_form(name: str) -> Form:
+    """A functional form by name, or a one-line error listing the known ones."""
+    try:
+        return FORMS[name]
+    except KeyError:
+        raise ScalingError(f"unknown form {name!r}; known: {', '.join(FORMS)}") from None

@@ -25,7 +25,9 @@ from scaling.fit.learning_curve import CURVE_LAWS, fit_learning_curves
 from scaling.fit.points import FitPoints, bootstrap_runs, load_points, require_fittable
 from scaling.fit.render import render
 from scaling.fit.results import FitResults
+from scaling.fit.selection import HOLDOUT_BY, forms_report
 from scaling.intervals import percentile_ci
+from scaling.laws import FORMS
 from scaling.progress import PhaseProgress
 from scaling.records import FIT_PARAM_COUNTS, FLOP_CONVENTIONS, atomic_write_json
 
@@ -129,9 +131,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dc = parser.add_argument_group("data-constrained (Muennighoff et al. 2023; scaling.fit.data_constrained)")
     dc.add_argument(
         "--form",
-        choices=("chinchilla", "data-constrained"),
+        choices=tuple(FORMS),
         default="chinchilla",
-        help="data-constrained: fit R_D*, R_N* to runs with N, D, U (unique tokens) and loss",
+        help="the law the fit recommends (JSON selected_form): chinchilla (Hoffmann et al. 2022, Approach 3), "
+        "kaplan (Kaplan et al. 2020 eq. 1.5), overtrain (Gadre et al. 2024, L(C, M)) or data-constrained "
+        "(Muennighoff et al. 2023: fit R_D*, R_N* to runs with N, D, U (unique tokens) and loss)",
+    )
+    forms = parser.add_argument_group("form selection (scaling.fit.forms, scaling.fit.selection)")
+    forms.add_argument(
+        "--rank-forms",
+        action="store_true",
+        help="fit every form (and Approach 3 under other Huber deltas, residuals and weights) on all runs but the "
+        "largest and print them ranked by their error on the runs left out",
+    )
+    forms.add_argument(
+        "--select",
+        action="store_true",
+        help="rank as --rank-forms does, refit the best on all runs and recommend it (JSON selected_form)",
+    )
+    forms.add_argument(
+        "--holdout-by",
+        choices=HOLDOUT_BY,
+        default="budget",
+        help="what --rank-forms/--select leave out: the largest compute budget or the largest model size(s) "
+        "(default budget)",
+    )
+    forms.add_argument(
+        "--holdout-sizes",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="with --holdout-by size: how many of the largest sizes to leave out (default 1)",
     )
     dc.add_argument("--base", metavar="FIT.json", help="hold this Approach 3 fit as the base (default: C4 constants)")
     dc.add_argument("--joint", action="store_true", help="fit the base law jointly with R_D*, R_N*")
@@ -180,6 +210,14 @@ def run(args: argparse.Namespace) -> int:
         "delta": args.delta,
     }
     res = fit_all(points, options)
+    res.forms = forms_report(
+        res,
+        form=args.form,
+        rank_forms=args.rank_forms,
+        select=args.select,
+        holdout_by=args.holdout_by,
+        holdout_sizes=args.holdout_sizes,
+    )
     print(render(res))
     if args.json:
         atomic_write_json(args.json, res.as_json())

@@ -89,6 +89,8 @@ def render(res: FitResults) -> str:
     lines += _approach2(res)
     lines += _learning(res)
     lines += _holdout(res)
+    if res.forms is not None and (len(res.forms.fits) > 1 or res.forms.ranking is not None):
+        lines += res.forms.render()
     flags = res.flags()
     lines.append("FLAGS" + ("" if flags else ": none"))
     lines += [f"  ! {w}" for w in flags]

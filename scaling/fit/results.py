@@ -39,6 +39,7 @@ class FitResults:
     approach2: Approach2Result | None = None
     learning: LearningCurveReport | None = None
     holdout: HoldoutReport | None = None
+    forms: Any = None  # scaling.fit.selection.FormsReport: every fitted form, the ranking, selected_form
     notes: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, law: str, text: str) -> None:
@@ -102,6 +103,8 @@ class FitResults:
             out += self.learning.warnings
         if self.holdout is not None:
             out += self.holdout.warnings
+        if self.forms is not None:
+            out += [w for name, fit in self.forms.fits.items() if name != "chinchilla" for w in fit.warnings]
         seen: set[str] = set()
         return [w for w in out if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
 
@@ -156,6 +159,8 @@ class FitResults:
             out["approach2"] = None
         out["learning_curve"] = self.learning.as_dict() if self.learning is not None else None
         out["holdout"] = self.holdout.as_dict() if self.holdout is not None else None
+        if self.forms is not None:
+            out.update(self.forms.as_json())
         for law, texts in self.notes.items():
             if isinstance(out.get(law), dict):
                 out[law]["notes"] = list(texts) + list(out[law].get("notes", []))
