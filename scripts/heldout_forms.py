@@ -2,8 +2,9 @@
 
 Writes markdown tables into ``--out`` (default results/extrapolation/):
 
-* ``ladder.md`` -- Gadre et al. 2024's published ladder (``--ladder``: a CSV built from
-  mlfoundations/scaling exp_data/models, never copied into this project). Per training set, every form
+* ``ladder.md`` -- Gadre et al. 2024's published ladder (``--ladder``: the folder exp_data/models of a
+  clone of github.com/mlfoundations/scaling, one JSON per run, or a CSV with the columns that
+  :func:`read_ladder` builds; never copied into this project). Per training set, every form
   and objective is fitted on the small runs (< 500M parameters) and predicts the >= 1.4B runs. Two
   fitting sets: the paper's own (their four small sizes at M = 20 plus the 11M model at M = 320, as in
   the repository's ``fit_ds``) and all small runs. The form the harness would recommend is chosen by
@@ -15,12 +16,14 @@ Writes markdown tables into ``--out`` (default results/extrapolation/):
   ``../shared/data/open_athena_isoflops.csv`` (clean rows, the largest budget held out) and on the demo.
   For each: the exponent a = β/(α+β) fitted without the held-out runs and the held-out mean |error|.
 
-Run: python scripts/heldout_forms.py --ladder /work/ext/gadre_ladder.csv
+Run: git clone https://github.com/mlfoundations/scaling /tmp/gadre
+     python scripts/heldout_forms.py --ladder /tmp/gadre/exp_data/models
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -70,9 +73,42 @@ def errors(cand: Candidate, n, d, loss, train, test) -> tuple[float, float, floa
 
 # ----------------------------------------------------------------------------- the ladder
 
+#: The ``val_data`` path fragment of each evaluation the ladder's JSON files hold, by column name.
+LADDER_EVALS = {"loss_c4_val": "eval_data/c4_val/", "loss_openlm_val": "val_tok_mult/openlm/"}
+
+
+def read_ladder(path: Path) -> pd.DataFrame:
+    """One row per run: name, dataset, model, params, tokens, multiplier and the evaluations' losses.
+
+    ``path`` is either a CSV with those columns or the ``exp_data/models`` folder of mlfoundations/scaling,
+    whose files hold ``dataset_name``, ``hyperparameters`` (model, params, tokens, chinchilla_multiplier)
+    and ``results`` (one loss per validation set, named by its ``val_data`` path).
+    """
+    if path.is_file():
+        return pd.read_csv(path)
+    rows = []
+    for file in sorted(path.glob("*.json")):
+        run = json.loads(file.read_text())
+        hp = run["hyperparameters"]
+        row = {
+            "name": run["name"],
+            "dataset": run["dataset_name"],
+            "model": hp["model"],
+            "params": hp["params"],
+            "tokens": hp["tokens"],
+            "multiplier": hp["chinchilla_multiplier"],
+        }
+        for column, fragment in LADDER_EVALS.items():
+            hits = [r["loss"] for r in run["results"] if any(fragment in v for v in r["val_data"])]
+            row[column] = hits[0] if hits else math.nan
+        rows.append(row)
+    if not rows:
+        raise ScalingError(f"{path}: no run files (*.json) and not a CSV")
+    return pd.DataFrame(rows)
+
 
 def ladder(path: Path, loss_col: str) -> tuple[list[str], dict[str, float]]:
-    frame = pd.read_csv(path)
+    frame = read_ladder(path)
     lines = [
         "# Gadre et al. 2024 ladder: fit below 500M parameters, predict the >= 1.4B runs",
         "",
@@ -222,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         lines, headline = ladder(args.ladder, args.loss_column)
         (args.out / "ladder.md").write_text("\n".join(lines) + "\n")
         summary += [f"- {k}: mean |error| on the >= 1.4B runs {pct(v)}" for k, v in headline.items()]
-        frame = pd.read_csv(args.ladder)
+        frame = read_ladder(args.ladder)
         choices = ["# Item 3: loss and weighting choices (Approach 3, chinchilla form)", ""]
         for ds in DATASETS:
             sub = frame[frame["dataset"] == ds]
