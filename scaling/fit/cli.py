@@ -125,6 +125,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delta", type=_positive_float, default=1e-3, help="Huber delta of the Approach 3 fit (default 1e-3)"
     )
+    parser.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="also refit under every parameter count, FLOP convention and final vs smoothed loss, and print "
+        "a, b and N_opt of Approaches 3 and 2 for each (run records only)",
+    )
     dc = parser.add_argument_group("data-constrained (Muennighoff et al. 2023; scaling.fit.data_constrained)")
     dc.add_argument(
         "--form",
@@ -178,10 +184,34 @@ def run(args: argparse.Namespace) -> int:
         "curve_law": args.curve_law,
         "delta": args.delta,
     }
+    panel = None
+    if args.sensitivity:
+        from scaling.fit.sensitivity import sensitivity_panel
+
+        if points.kind != "records":  # fail before the main fit, not after it
+            raise ScalingError(
+                f"--sensitivity needs run records (they carry every parameter count and FLOP convention); "
+                f"{args.path} is a {points.kind} input with one of each"
+            )
     res = fit_all(points, options)
     print(render(res))
+    if args.sensitivity:
+        from scaling.fit.sensitivity import render_sensitivity
+
+        panel = sensitivity_panel(
+            args.path,
+            at_flops,
+            drop_highest_loss=args.drop_highest_loss,
+            delta=args.delta,
+            budget_tolerance=args.budget_tolerance,
+        )
+        print()
+        print(render_sensitivity(panel))
     if args.json:
-        atomic_write_json(args.json, res.as_json())
+        out = res.as_json()
+        if panel is not None:
+            out["sensitivity"] = panel
+        atomic_write_json(args.json, out)
         print(f"\nwrote {args.json}")
     if args.plots:
         from scaling.fit.plots import write_plots
