@@ -7,7 +7,9 @@ Side by side, in one run:
    with the defaults the refits do not move, see the output), timed on a subset of the very same
    resamples and extrapolated linearly to 4000; ours: ``bootstrap_approach3``, 4000 resamples;
 4. fitted values and standard errors against ../shared/data/README.md and Besiroglu et al.'s table,
-   plus an audit: full global searches on a sample of resamples must not beat our warm-started refits.
+   plus an audit: full global searches on a sample of resamples must not beat our warm-started refits;
+5. the whole ``scaling fit results/demo_reference --bootstrap 1000``: this tree against the code of commit
+   963abfc (before issue 16's vectorised bootstraps), each in its own process, median of 3 (issue 16, item 7).
 
 Usage: python scripts/bench_fit.py [CSV] [--output results/bench/fit.txt]
 """
@@ -23,7 +25,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -108,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref-boot", type=int, default=100, help="resamples timed for the reference bootstrap")
     parser.add_argument("--n-boot", type=int, default=4000)
     parser.add_argument("--audit", type=int, default=40, help="resamples re-searched globally as an audit")
+    parser.add_argument(
+        "--whole-fit-only", action="store_true", help="run only section 5 (the whole fit, ours vs before)"
+    )
     args = parser.parse_args(argv)
     n, d, loss = load_epoch(args.csv)
     out = Report(args.output)
@@ -121,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     out(f"# data: {args.csv.name}, {n.size} points (5 highest-loss rows dropped), D = C / (6 N)")
     out(f"# OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} (see the top of the script)")
     out()
+    if args.whole_fit_only:
+        whole_fit(out)
+        out.save()
+        return 0
 
     # 1. Grid fit: reference vs ours.
     grid = hoffmann_start_grid()
@@ -253,8 +265,68 @@ def main(argv: list[str] | None = None) -> int:
         f"Audit: on {pick.size} random resamples a full global search (profile scan + polish) beat the bootstrap "
         f"refit {int(np.sum(worse_arr > 1e-9))} times (largest relative improvement {max(worse_arr.max(), 0.0):.2e})."
     )
+    out()
+    whole_fit(out)
     out.save()
     return 0
+
+
+#: The code before issue 16's vectorised bootstraps, timed against this tree.
+BEFORE = "963abfc"
+WHOLE_FIT = ["-m", "scaling.cli", "fit", str(REPO / "results" / "demo_reference"), "--bootstrap", "1000"]
+
+
+def run_fit(pythonpath: Path) -> tuple[str, float, float]:
+    """stdout, wall and CPU seconds (user + system of the child) of one ``scaling fit`` process.
+
+    It runs in ``pythonpath`` itself: ``python -m`` puts the working directory first on sys.path, so
+    that is what decides which ``scaling`` is imported (PYTHONPATH too, for any subprocess)."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *WHOLE_FIT], cwd=pythonpath, env=env, capture_output=True, text=True, check=True
+    )
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return done.stdout, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def approach3_block(text: str) -> str:
+    """The Approach 3 section of ``scaling fit``'s report (parameters, SEs, CIs)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Approach 3"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+    return "\n".join(lines[start:end])
+
+
+def whole_fit(out: Report) -> None:
+    """Section 5: the whole fit stage, this tree vs commit BEFORE, alternating runs, median of 3."""
+    load = os.getloadavg()
+    out(f"## Whole `scaling fit --bootstrap 1000` on the demo reference (this tree vs {BEFORE})")
+    out()
+    out(f"Load average before the section: {load[0]:.2f} (2 cores shared with other work; CPU times steadier).")
+    out()
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", BEFORE, "scaling"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        runs: dict[str, list[tuple[str, float, float]]] = {"before": [], "ours": []}
+        for _ in range(3):  # alternate, so that a burst of load hits both alike
+            runs["before"].append(run_fit(Path(tmp)))
+            runs["ours"].append(run_fit(REPO))
+    med = {k: (float(np.median([r[1] for r in v])), float(np.median([r[2] for r in v]))) for k, v in runs.items()}
+    out("| code | wall s (median of 3) | CPU s (median of 3) | all wall s |")
+    out("|---|---|---|---|")
+    for key, label in (("before", f"{BEFORE} (before)"), ("ours", "this tree")):
+        walls = ", ".join(f"{r[1]:.3g}" for r in runs[key])
+        out(f"| {label} | {med[key][0]:.3g} | {med[key][1]:.3g} | {walls} |")
+    out()
+    same = approach3_block(runs["before"][0][0]) == approach3_block(runs["ours"][0][0])
+    out(
+        f"Speed-up: {med['before'][0] / med['ours'][0]:.3g}x wall, {med['before'][1] / med['ours'][1]:.3g}x CPU; "
+        f"goal: at most 3 s wall. Approach 3 block (parameters, SEs, CIs) printed identically by both: {same}. "
+        f"Load average after: {os.getloadavg()[0]:.2f}."
+    )
 
 
 if __name__ == "__main__":

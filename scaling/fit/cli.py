@@ -10,7 +10,6 @@ section and into each law's ``warnings`` in the JSON.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 from typing import Any
@@ -22,7 +21,7 @@ from scaling.fit.approach1 import compute_envelope, fit_approach1
 from scaling.fit.approach2 import fit_approach2
 from scaling.fit.kaplan import fit_kaplan
 from scaling.fit.learning_curve import CURVE_LAWS, fit_learning_curves
-from scaling.fit.points import FitPoints, bootstrap_runs, load_points, require_fittable
+from scaling.fit.points import FitPoints, load_points, require_fittable
 from scaling.fit.render import render
 from scaling.fit.results import FitResults
 from scaling.fit.selection import HOLDOUT_BY, forms_report
@@ -128,6 +127,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delta", type=_positive_float, default=1e-3, help="Huber delta of the Approach 3 fit (default 1e-3)"
     )
+    parser.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="also refit under every parameter count, FLOP convention and final vs smoothed loss, and print "
+        "a, b and N_opt of Approaches 3 and 2 for each (run records only)",
+    )
     dc = parser.add_argument_group("data-constrained (Muennighoff et al. 2023; scaling.fit.data_constrained)")
     dc.add_argument(
         "--form",
@@ -209,6 +214,15 @@ def run(args: argparse.Namespace) -> int:
         "curve_law": args.curve_law,
         "delta": args.delta,
     }
+    panel = None
+    if args.sensitivity:
+        from scaling.fit.sensitivity import sensitivity_panel
+
+        if points.kind != "records":  # fail before the main fit, not after it
+            raise ScalingError(
+                f"--sensitivity needs run records (they carry every parameter count and FLOP convention); "
+                f"{args.path} is a {points.kind} input with one of each"
+            )
     res = fit_all(points, options)
     res.forms = forms_report(
         res,
@@ -219,8 +233,23 @@ def run(args: argparse.Namespace) -> int:
         holdout_sizes=args.holdout_sizes,
     )
     print(render(res))
+    if args.sensitivity:
+        from scaling.fit.sensitivity import render_sensitivity
+
+        panel = sensitivity_panel(
+            args.path,
+            at_flops,
+            drop_highest_loss=args.drop_highest_loss,
+            delta=args.delta,
+            budget_tolerance=args.budget_tolerance,
+        )
+        print()
+        print(render_sensitivity(panel))
     if args.json:
-        atomic_write_json(args.json, res.as_json())
+        out = res.as_json()
+        if panel is not None:
+            out["sensitivity"] = panel
+        atomic_write_json(args.json, out)
         print(f"\nwrote {args.json}")
     if args.plots:
         from scaling.fit.plots import write_plots
@@ -234,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
 def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
     """Every law in turn; a law the data cannot support records a note and the others go on."""
     from scaling.fit.approach3 import fit_approach3
-    from scaling.fit.bootstrap import bootstrap_approach3
+    from scaling.fit.bootstrap import bootstrap_approach3, resample_counts
 
     res = FitResults(points, options, float(options["at_flops"]))
     k = int(options.get("bootstrap") or 0)
@@ -242,6 +271,9 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
     irreducible = bool(options.get("kaplan_irreducible"))
 
     res.approach3 = fit_approach3(points.n, points.d, points.loss, delta=options.get("delta", 1e-3))
+    # One draw of the resamples (multiplicities of each point) for every law: Approach 3 uses all k rows,
+    # the other laws the first LAW_BOOT_CAP.
+    counts = resample_counts(points.groups, k, np.random.default_rng(seed)) if k else None
     if k:
         res.approach3_boot = bootstrap_approach3(
             points.n,
@@ -252,6 +284,7 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
             seed=seed,
             delta=options.get("delta", 1e-3),
             point_fit=res.approach3,
+            counts=counts,
         )
 
     res.envelope = compute_envelope(points)
@@ -269,8 +302,8 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
         )
     else:
         res.note("learning_curve", "not fitted: the input holds no eval curves (final points only)")
-    if k:
-        _bootstrap_laws(res, k, seed)
+    if counts is not None:
+        _bootstrap_laws(res, counts[:LAW_BOOT_CAP], k)
     if options.get("holdout_above"):
         from scaling.fit.holdout import run_holdout
 
@@ -280,39 +313,39 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
     return res
 
 
-def _bootstrap_laws(res: FitResults, k: int, seed: int) -> None:
+def _bootstrap_laws(res: FitResults, counts: np.ndarray, k: int) -> None:
     """Percentile CIs for Kaplan's exponents and Approaches 1-2 by refitting on resampled runs.
 
-    Each replicate draws runs with replacement (whole curves travel with their run). A law that
-    cannot be fitted on a replicate gives NaN there, so CIs rest on the replicates where it could.
+    ``counts`` (n_boot, n_points) holds each resample's multiplicities, drawn once from the seed and
+    shared with Approach 3 (the same resamples for every law). Each law turns the whole matrix into
+    arrays of samples; a law that cannot be fitted on a resample gives NaN there, so its CIs rest on
+    the resamples where it could.
     """
-    n_boot = min(k, LAW_BOOT_CAP)
+    from scaling.fit.kaplan import bootstrap_kaplan
+    from scaling.fit.resampled_envelope import resampled_envelopes
+
+    n_boot = counts.shape[0]
     at = res.at_flops
     warm = res.kaplan
     tol = float(res.options.get("budget_tolerance", 0.05))
-
-    def one(p: FitPoints) -> dict[str, float]:
-        q: dict[str, float] = {}
-        env = compute_envelope(p)
-        if warm is not None:
-            kq = fit_kaplan(p, env.c, env.loss, irreducible=warm.irreducible, warm=warm).quantities()
-            q.update({f"kaplan.{name}": v for name, v in kq.items()})
-        if res.approach1 is not None:
-            with contextlib.suppress(ScalingError):  # NaN for this replicate: too few frontier points
-                q.update({f"a1.{name}": v for name, v in fit_approach1(p, env).quantities(at).items()})
-        if res.approach2 is not None and res.approach2.fit is not None:
-            fit2 = fit_approach2(p, tol).fit
-            if fit2 is not None:
-                q.update({f"a2.{name}": v for name, v in fit2.quantities(at).items()})
-        return q
-
-    progress = PhaseProgress(f"bootstrap of Kaplan and Approaches 1-2 ({n_boot} resamples)", n_boot)
-    samples, failed = bootstrap_runs(res.points, one, n_boot, seed, progress=progress)
+    progress = PhaseProgress(f"bootstrap of Kaplan and Approaches 1-2 ({n_boot} resamples)", 3 * n_boot)
+    cols: dict[str, np.ndarray] = {}
+    if warm is not None:
+        envelopes = resampled_envelopes(res.points, counts)
+        cols.update({f"kaplan.{key}": v for key, v in bootstrap_kaplan(res.points, counts, warm, envelopes).items()})
+    progress.advance(n_boot)
+    if res.approach1 is not None:
+        cols.update({f"a1.{key}": v for key, v in bootstrap_approach1(res.points, counts, at, progress).items()})
+    else:
+        progress.advance(n_boot)
+    if res.approach2 is not None and res.approach2.fit is not None:
+        a2 = bootstrap_approach2(res.points, counts, at, tol, "parabola", progress)
+        cols.update({f"a2.{key}": v for key, v in a2.items()})
     progress.close()
-    if failed:
-        res.note("bootstrap", f"{failed} of {n_boot} resamples could not be refitted")
-    keys = sorted({key for key in samples})
-    cols = {key: samples[key] for key in keys}
+    if cols:
+        failed = int(np.all(np.isnan(np.column_stack(list(cols.values()))), axis=1).sum())
+        if failed:
+            res.note("bootstrap", f"{failed} of {n_boot} resamples could not be refitted")
     if warm is not None:
         warm.samples = {key.split(".", 1)[1]: v for key, v in cols.items() if key.startswith("kaplan.")}
         warm.ci95 = {name: percentile_ci(v) for name, v in warm.samples.items() if not name.startswith("E_")}
@@ -327,6 +360,61 @@ def _bootstrap_laws(res: FitResults, k: int, seed: int) -> None:
             fit.notes.append(f"bootstrap: law defined on {fit.n_boot} of {n_boot} resamples")
     if k > n_boot:
         res.note("bootstrap", f"Kaplan / Approach 1 / Approach 2 CIs use the first {n_boot} of {k} resamples")
+
+
+# Per-resample adapters with the signatures of the vectorised Approach 1/2 bootstraps (scaling.fit.approach1 /
+# approach2, issue 16 item 7), to be replaced by them: each row of counts becomes the resampled runs, refitted
+# by today's fitter. ``progress`` advances one unit per resample.
+
+
+def _resampled(points: FitPoints, row: np.ndarray) -> FitPoints:
+    return points.take(np.repeat(np.arange(len(points)), row.astype(int)))
+
+
+def bootstrap_approach1(
+    points: FitPoints, counts: np.ndarray, at_flops: float, progress: PhaseProgress | None = None
+) -> dict[str, np.ndarray]:
+    """Approach 1 on every resample (NaN where its frontier is too thin); the envelopes come batched."""
+    from scaling.fit.approach1 import Envelope
+    from scaling.fit.resampled_envelope import resampled_envelopes
+
+    env = resampled_envelopes(points, counts)
+    rows: list[dict[str, float]] = []
+    for i, row in enumerate(counts):
+        keep = env.keep[i]
+        e = Envelope(
+            env.c[i, keep], env.loss[i, keep], env.n[i, keep], env.d[i, keep], np.full(int(keep.sum()), ""), ""
+        )
+        try:
+            rows.append(fit_approach1(_resampled(points, row), e).quantities(at_flops))
+        except ScalingError:
+            rows.append({})
+        if progress is not None:
+            progress.advance()
+    return _columns(rows)
+
+
+def bootstrap_approach2(
+    points: FitPoints,
+    counts: np.ndarray,
+    at_flops: float,
+    rel_tol: float,
+    estimator: str = "parabola",
+    progress: PhaseProgress | None = None,
+) -> dict[str, np.ndarray]:
+    """Approach 2 on every resample (NaN where too few budgets keep a minimum); ``estimator``: parabola only."""
+    rows: list[dict[str, float]] = []
+    for row in counts:
+        fit = fit_approach2(_resampled(points, row), rel_tol).fit
+        rows.append(fit.quantities(at_flops) if fit is not None else {})
+        if progress is not None:
+            progress.advance()
+    return _columns(rows)
+
+
+def _columns(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    keys = sorted({key for r in rows for key in r})
+    return {key: np.array([r.get(key, math.nan) for r in rows], dtype=float) for key in keys}
 
 
 def _count(v: np.ndarray | None) -> int:

@@ -24,8 +24,17 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from scaling.errors import ScalingError
-from scaling.fit.points import FitPoints, best_per_group
-from scaling.fit.power_law import ALPHA_BOUNDS, FitDiagnostics, PowerLawFit, exp_or_inf, fit_power_law
+from scaling.fit.points import FitPoints, best_per_group, group_by_log
+from scaling.fit.power_law import (
+    ALPHA_BOUNDS,
+    FitDiagnostics,
+    PowerLawFit,
+    exp_or_inf,
+    fit_power_law,
+    fit_power_law_batch,
+    least_squares_batch,
+)
+from scaling.fit.resampled_envelope import ResampledEnvelopes
 
 
 @dataclass
@@ -71,10 +80,12 @@ class KaplanJointFit(FitDiagnostics):
 
 
 def _joint_log_pred(theta: np.ndarray, ln: np.ndarray, ld: np.ndarray) -> np.ndarray:
-    a_n, a_d, lnc, ldc, e = theta
+    """log L of the joint law at (log N, log D); ``theta`` (5,) or, for many parameter sets, (K, 5) -> (K, m)."""
+    a_n, a_d, lnc, ldc, e = (theta[..., j, None] for j in range(5))
     inner = np.logaddexp((a_n / a_d) * (lnc - ln), ldc - ld)
     core = a_d * inner
-    return np.logaddexp(math.log(e), core) if e > 0 else core
+    with np.errstate(divide="ignore"):
+        return np.where(e > 0, np.logaddexp(np.log(np.maximum(e, 1e-300)), core), core)
 
 
 def _joint_jacobian(theta: np.ndarray, ln: np.ndarray, ld: np.ndarray, irreducible: bool) -> np.ndarray:
@@ -83,20 +94,21 @@ def _joint_jacobian(theta: np.ndarray, ln: np.ndarray, ld: np.ndarray, irreducib
     With u = (alpha_N/alpha_D)(log N_c - log N), v = log D_c - log D, inner = LSE(u, v) and softmax
     weights w_u, w_v: d core/d alpha_N = w_u (log N_c - log N), d core/d alpha_D = inner - w_u u,
     d core/d log N_c = alpha_N w_u, d core/d log D_c = alpha_D w_v; E mixes in by one more LSE.
+    ``theta`` (5,) gives (m, p); (K, 5) gives (K, m, p).
     """
-    a_n, a_d, lnc, ldc = theta[:4]
+    a_n, a_d, lnc, ldc = (theta[..., j, None] for j in range(4))
     u = (a_n / a_d) * (lnc - ln)
     v = ldc - ld
     inner = np.logaddexp(u, v)
     wu, wv = np.exp(u - inner), np.exp(v - inner)
     cols = [wu * (lnc - ln), inner - wu * u, a_n * wu, a_d * wv]
     if not irreducible:
-        return np.column_stack(cols)
+        return np.stack(cols, axis=-1)
     core = a_d * inner
-    e = max(float(theta[4]), 1e-300)
-    logpred = np.logaddexp(math.log(e), core)
+    e = np.maximum(theta[..., 4, None], 1e-300)
+    logpred = np.logaddexp(np.log(e), core)
     q = np.exp(core - logpred)
-    return np.column_stack([q * c for c in cols] + [np.exp(-logpred)])
+    return np.stack([q * c for c in cols] + [np.exp(-logpred)], axis=-1)
 
 
 def fit_kaplan_joint(
@@ -307,3 +319,111 @@ def _default_starts(n: np.ndarray, d: np.ndarray, loss: np.ndarray, irreducible:
             for a_d in (0.1, 0.3, 0.6):
                 starts.append(np.array([a_n, a_d, ln.mean() + lm / a_n, ld.mean() + lm / a_d, e0]))
     return starts
+
+
+# ----------------------------------------------------------------------------- bootstrap, all resamples at once
+
+
+def bootstrap_kaplan(
+    points: FitPoints, counts: np.ndarray, warm: KaplanResults, envelopes: ResampledEnvelopes
+) -> dict[str, np.ndarray]:
+    """Kaplan's four laws refitted on every resample (rows of ``counts``) at once; keys as
+    :meth:`KaplanResults.quantities`, NaN where a resample cannot support a law (issue 16, item 7).
+
+    L(N), L(D) and L(C_min) rest on frontiers that depend only on which runs a resample holds (a run drawn
+    twice adds no frontier point): the best loss per size (:func:`_best_per_group_batch`) and the envelope
+    (``envelopes``, from :func:`scaling.fit.resampled_envelope.resampled_envelopes`). The joint law is fitted
+    to every point with its multiplicity as a least-squares weight, which is what refitting the duplicated
+    points does. Nonlinear fits start from the point fit ``warm``, as :func:`fit_kaplan` does with ``warm``.
+    """
+    counts = np.asarray(counts, dtype=float)
+    present = counts > 0
+    irreducible = warm.irreducible
+    out: dict[str, np.ndarray] = {}
+
+    def start_of(f: PowerLawFit | None) -> tuple[float, float, float] | None:
+        return (f.e, f.alpha, f.log_x_c) if (f is not None and irreducible) else None
+
+    laws = (
+        ("N", *_best_per_group_batch(points.n, points.loss, present), warm.l_n),
+        ("D", *_best_per_group_batch(points.d, points.loss, present), warm.l_d),
+        ("C", envelopes.c, envelopes.loss, envelopes.keep, warm.l_c),
+    )
+    for v, x, y, keep, point_fit in laws:
+        fit = fit_power_law_batch(
+            np.where(keep, x, 1.0), np.where(keep, y, 1.0), keep, irreducible=irreducible, start=start_of(point_fit)
+        )
+        out[f"alpha_{v}"] = fit["alpha"]
+        with np.errstate(over="ignore"):
+            out[f"{v}_c"] = np.where(fit["log_x_c"] < 700, np.exp(np.minimum(fit["log_x_c"], 700)), np.inf)
+        out[f"{v}_c"] = np.where(np.isnan(fit["log_x_c"]), np.nan, out[f"{v}_c"])
+        if irreducible:
+            out[f"E_{v}"] = fit["e"]
+    if warm.joint is not None:
+        theta = _joint_batch(points, counts, warm.joint)
+        out["joint_alpha_N"], out["joint_alpha_D"] = theta[:, 0], theta[:, 1]
+    return out
+
+
+def _best_per_group_batch(
+    x: np.ndarray, loss: np.ndarray, present: np.ndarray, rel_tol: float = 0.01
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`scaling.fit.points.best_per_group` on every resample: (K, G) x and loss of each group's best
+    present point, and the mask of the groups on the falling frontier.
+
+    Groups are those of all the points; a resample's own grouping is their restriction as long as no
+    group spans ``rel_tol`` or more (single linkage could then split it when a middle point is absent).
+    Otherwise each resample is grouped on its own, as the point fit does.
+    """
+    labels = group_by_log(x, rel_tol)
+    groups = np.unique(labels)
+    lx = np.log(x)
+    spans = np.array([np.ptp(lx[labels == g]) for g in groups])
+    k = present.shape[0]
+    if np.any(spans >= math.log1p(rel_tol)):
+        xs, ls = np.full((k, x.size), np.nan), np.full((k, x.size), np.nan)
+        keep = np.zeros((k, x.size), dtype=bool)
+        for row in range(k):
+            bx, bl = best_per_group(x[present[row]], loss[present[row]], rel_tol)
+            xs[row, : bx.size], ls[row, : bx.size], keep[row, : bx.size] = bx, bl, True
+        return xs, ls, keep
+    masked = np.where(present, loss, np.inf)
+    xs, ls = np.empty((k, groups.size)), np.empty((k, groups.size))
+    for col, g in enumerate(groups):  # groups are numbered in increasing x
+        idx = np.flatnonzero(labels == g)
+        j = np.argmin(masked[:, idx], axis=1)
+        ls[:, col] = masked[np.arange(k), idx[j]]
+        xs[:, col] = x[idx[j]]
+    running = np.minimum.accumulate(np.concatenate([np.full((k, 1), np.inf), ls[:, :-1]], axis=1), axis=1)
+    return xs, ls, np.isfinite(ls) & (ls < running)
+
+
+def _joint_batch(points: FitPoints, counts: np.ndarray, warm: KaplanJointFit) -> np.ndarray:
+    """:func:`fit_kaplan_joint` from the point fit on every resample (multiplicities as weights); (K, 5)
+    parameters, NaN rows where the resample cannot identify the law."""
+    irreducible = warm.irreducible
+    n_params = warm.n_params
+    k = counts.shape[0]
+    present = counts > 0
+    ln, ld, ll = np.log(points.n), np.log(points.d), np.log(points.loss)
+    e_max = 0.999 * np.where(present, points.loss, np.inf).min(axis=1) if irreducible else np.zeros(k)
+    lower = np.tile([ALPHA_BOUNDS[0], ALPHA_BOUNDS[0], -1e4, -1e4, 0.0][:n_params], (k, 1))
+    upper = np.tile([5.0, 5.0, 1e5, 1e5, 0.0][:n_params], (k, 1))
+    if irreducible:
+        upper[:, 4] = np.maximum(e_max, 1e-12)
+
+    def model(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        full = theta if irreducible else np.column_stack([theta, np.zeros(len(theta))])
+        return _joint_log_pred(full, ln, ld) - ll, _joint_jacobian(full, ln, ld, irreducible)
+
+    start = np.tile(warm.theta[:n_params], (k, 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        theta, cost, _ = least_squares_batch(model, start, lower, upper, counts)
+    full = theta if irreducible else np.column_stack([theta, np.zeros(k)])
+
+    def distinct(v: np.ndarray) -> np.ndarray:
+        return np.where(present, v, -np.inf).max(axis=1) > np.where(present, v, np.inf).min(axis=1)
+
+    ok = (counts.sum(axis=1) >= n_params) & distinct(points.n) & distinct(points.d) & np.isfinite(cost)
+    full[~ok] = np.nan
+    return full
