@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import NamedTuple
 
-from scaling.errors import report_user_errors
+from scaling.errors import OneLineArgumentParser, report_user_errors
 
 
 class Subcommand(NamedTuple):
@@ -49,7 +49,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 
 def _build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(prog="scaling", description="Measure, fit and plan neural scaling laws.")
+    parser = OneLineArgumentParser(prog="scaling", description="Measure, fit and plan neural scaling laws.")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}
     wanted = next((a for a in argv if not a.startswith("-")), None)

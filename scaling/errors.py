@@ -7,10 +7,11 @@ line that names the cause, then exit with status 2, instead of a deep traceback.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -33,3 +34,15 @@ def report_user_errors(func: F) -> F:
             raise SystemExit(USER_ERROR_EXIT) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one ``error:`` line and exit 2, like every other user error.
+
+    argparse's own ``error`` prints the whole usage block first, which buries the cause; the usage is one
+    ``--help`` away and the line says so. Subparsers inherit the class (argparse's ``parser_class`` default).
+    """
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT)

@@ -195,6 +195,19 @@ def test_a_sweep_with_one_bad_value_is_one_line(tmp_path: Path) -> None:
 # -- 6, 7. compare and typos -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("argv", "cause"),
+    [
+        (("fit", "results/demo_reference", "--form", "gpt"), "invalid choice: 'gpt'"),
+        (("fit",), "required: path"),
+        (("plan", "--budget", "abc"), "unrecognized arguments: --budget abc"),
+        (("bogus",), "invalid choice: 'bogus'"),
+    ],
+)
+def test_a_bad_command_line_is_one_error_line_not_the_usage_block(argv: tuple[str, ...], cause: str) -> None:
+    assert cause in _one_error_line(_scaling(*argv))
+
+
 def test_compare_names_the_file_that_is_not_a_fit(tmp_path: Path) -> None:
     other = tmp_path / "notafit.json"
     other.write_text('{"a": 1}')

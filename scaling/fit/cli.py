@@ -424,9 +424,9 @@ def _count(v: np.ndarray | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run ``scaling fit`` directly (``python -m scaling.fit.cli``)."""
     from scaling.cli import SUBCOMMANDS
-    from scaling.errors import report_user_errors
+    from scaling.errors import OneLineArgumentParser, report_user_errors
 
-    parser = argparse.ArgumentParser(prog="scaling fit", description=SUBCOMMANDS["fit"].help)
+    parser = OneLineArgumentParser(prog="scaling fit", description=SUBCOMMANDS["fit"].help)
     add_arguments(parser)
     return int(report_user_errors(run)(parser.parse_args(argv)))
 
