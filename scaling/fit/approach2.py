@@ -188,13 +188,8 @@ class EstimatorSummary:
     ci95_a: tuple[float, float]  # per-budget bootstrap (Porian et al.), under the chosen weighting
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "n_budgets_used": self.n_used,
-            "a": self.a,
-            "a_unweighted": self.a_unweighted,
-            "a_weighted": self.a_weighted,
-            "ci95_a_per_budget_bootstrap": list(self.ci95_a),
-        }
+        fits = {key: getattr(self, key) for key in ("a", "a_unweighted", "a_weighted")}
+        return {"n_budgets_used": self.n_used, **fits, "ci95_a_per_budget_bootstrap": list(self.ci95_a)}
 
 
 @dataclass
@@ -280,15 +275,15 @@ def fit_approach2(
     estimator: str = "parabola",
     *,
     weighted: bool | None = None,
-    compare: bool = True,
+    compare: bool = False,
 ) -> Approach2Result:
     """Chinchilla Approach 2 over every budget with >= 3 distinct N.
 
     The per-budget minima are returned even when fewer than 2 budgets are usable; ``fit`` is then
     ``None`` and a note says why, so a plot can still show the profiles. ``weighted`` (default: see
     :func:`default_weighted`) fits the power laws with weights 1 / var(log N_opt) from a bootstrap of
-    each budget's points. ``compare`` also fits a under every other estimator for the FLAG (off in
-    per-resample refits, where nobody reads it).
+    each budget's points. ``compare`` also fits a under every estimator for the report and the FLAG
+    (``scaling fit`` asks for it; off by default, since per-resample refits never read it).
     """
     check_estimator(estimator)
     weighted = default_weighted(estimator) if weighted is None else weighted
@@ -432,10 +427,10 @@ def bootstrap_approach2(
     labels, _, _ = group_budgets(points, rel_tol)
     base_weight: dict[int, float] = {}
     if weighted:
-        base = fit_approach2(points, rel_tol, estimator, compare=False)
+        base = fit_approach2(points, rel_tol, estimator, weighted=True, compare=False)
         groups = [g for g in range(labels.max() + 1) if np.unique(points.n[labels == g]).size >= 3]
-        for g, b in zip(groups, base.budgets, strict=True):
-            base_weight[g] = float(budget_weights(np.array([b.var_log_n]))[0])
+        weights = budget_weights(np.array([b.var_log_n for b in base.budgets]))
+        base_weight = {g: float(w) for g, w in zip(groups, weights, strict=True)}
     n_groups = int(labels.max()) + 1
     log_c = np.full((k, n_groups), np.nan)
     x_min = np.full((k, n_groups), np.nan)

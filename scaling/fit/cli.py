@@ -246,7 +246,10 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
     if res.envelope.mode == "final points":
         res.kaplan.notes.append("no eval curves: L(C_min) uses the Pareto frontier of final points")
     res.approach2 = fit_approach2(
-        points, float(options.get("budget_tolerance", 0.05)), str(options.get("isoflop_estimator", "parabola"))
+        points,
+        float(options.get("budget_tolerance", 0.05)),
+        str(options.get("isoflop_estimator", "parabola")),
+        compare=True,
     )
     if points.has_curves:
         res.learning = fit_learning_curves(

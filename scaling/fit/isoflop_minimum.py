@@ -142,9 +142,10 @@ def _parabola_minima(x: np.ndarray, loss: np.ndarray, w: np.ndarray) -> Minima:
     if ok.any():
         coeffs[ok] = np.linalg.solve(m[ok], rhs[ok][..., None])[..., 0]
     p2, p1, p0 = coeffs.T
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         xs = -p1 / (2 * p2)
-    return Minima(xs + x0, p0 + p1 * xs + p2 * xs * xs, np.zeros(len(xs), dtype=int), coeffs, x0)
+        at_vertex = p0 + p1 * xs + p2 * xs * xs
+    return Minima(xs + x0, at_vertex, np.zeros(len(xs), dtype=int), coeffs, x0)
 
 
 def _akima_minima(x: np.ndarray, loss: np.ndarray, present: np.ndarray) -> Minima:
