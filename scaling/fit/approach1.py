@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
+from scaling.fit.isoflop_minimum import distinct_count, weighted_line
 from scaling.fit.points import FitPoints
 
 
@@ -87,10 +88,14 @@ def _pareto(c: np.ndarray, loss: np.ndarray, n: np.ndarray, d: np.ndarray, rid: 
     return Envelope(c[keep], loss[keep], n[keep], d[keep], np.asarray(rid[keep], dtype=object), mode)
 
 
-def fit_loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """``y = k x^p`` by least squares in log-log space; returns (p, log k, rmse of log y)."""
+def fit_loglog(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float, float]:
+    """``y = k x^p`` by least squares in log-log space; returns (p, log k, rmse of log y).
+
+    ``weights`` (optional) weigh each squared log-residual, e.g. 1 / var(log y) for Porian et al. 2024's
+    weighted power law (arXiv 2406.19146); the rmse stays unweighted so fits compare.
+    """
     lx, ly = np.log(x), np.log(y)
-    p, lk = np.polyfit(lx, ly, 1)
+    p, lk = np.polyfit(lx, ly, 1) if weights is None else np.polyfit(lx, ly, 1, w=np.sqrt(weights))
     resid = ly - (p * lx + lk)
     return float(p), float(lk), float(np.sqrt(np.mean(resid**2)))
 
@@ -125,15 +130,25 @@ class OptimalScaling:
         return {"a": self.a, "b": self.b, "N_opt": float(self.n_at(at_flops)), "D_opt": float(self.d_at(at_flops))}
 
 
-def fit_optimal_scaling(approach: str, c: np.ndarray, n_opt: np.ndarray, d_opt: np.ndarray) -> OptimalScaling:
-    """Fit N_opt ∝ C^a and D_opt ∝ C^b to per-budget optima; needs >= 2 distinct budgets."""
+def fit_optimal_scaling(
+    approach: str,
+    c: np.ndarray,
+    n_opt: np.ndarray,
+    d_opt: np.ndarray,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
+) -> OptimalScaling:
+    """Fit N_opt ∝ C^a and D_opt ∝ C^b to per-budget optima; needs >= 2 distinct budgets.
+
+    ``weights`` = (weights of log N_opt, weights of log D_opt) for a weighted fit (None: ordinary least squares).
+    """
     c, n_opt, d_opt = (np.asarray(v, dtype=float) for v in (c, n_opt, d_opt))
     if len(c) < 2 or np.unique(c).size < 2:
         raise ScalingError(f"{approach}: {len(c)} optimum/optima, need >= 2 at different C for N_opt ∝ C^a")
     if np.unique(n_opt).size < 2:
         raise ScalingError(f"{approach}: every optimum is at one N ({n_opt[0]:.4g})")
-    a, lkn, rn = fit_loglog(c, n_opt)
-    b, lkd, rd = fit_loglog(c, d_opt)
+    wn, wd = weights if weights is not None else (None, None)
+    a, lkn, rn = fit_loglog(c, n_opt, wn)
+    b, lkd, rd = fit_loglog(c, d_opt, wd)
     warnings = []
     if len(c) == 2:
         warnings.append(f"{approach}: only 2 optima for the 2-parameter power law: exact fit, no residual check")
@@ -199,3 +214,67 @@ def optimal_as_dict(fit: OptimalScaling, at_flops: float, extra: dict[str, Any] 
     out["notes"] = list(fit.notes)
     out["warnings"] = list(fit.warnings)
     return out
+
+
+def bootstrap_approach1(
+    points: FitPoints, counts: np.ndarray, at_flops: float, n_grid: int = 100
+) -> dict[str, np.ndarray]:
+    """Approach 1 on every bootstrap replicate of runs at once; ``counts`` is (k, n_points), each point
+    counted as often as its run was drawn (:func:`scaling.fit.bootstrap.resample_counts`).
+
+    Returns a, b, N_opt, D_opt (at ``at_flops``) as length-k arrays, NaN where a replicate's frontier
+    cannot define the law; equal (to rounding) to :func:`fit_approach1` on each replicate. The envelope
+    depends only on which runs a replicate holds (a run drawn twice adds no frontier point), so each
+    curve is interpolated onto every replicate's grid at once: one loop over runs, none over replicates.
+    """
+    counts = np.atleast_2d(np.asarray(counts, dtype=float))
+    k = counts.shape[0]
+    present = counts > 0
+    has_curve = np.array([c is not None and len(c) >= 2 for c in points.curves], dtype=bool)
+    with_curves = (present & has_curve).any(axis=1)
+    # The replicate's grid spans its own curves' FLOPs, as compute_envelope's does.
+    first = np.array([c.flops[0] if h else np.inf for c, h in zip(points.curves, has_curve, strict=True)])
+    last = np.array([c.flops[-1] if h else -np.inf for c, h in zip(points.curves, has_curve, strict=True)])
+    mask = present & has_curve
+    lo = np.where(with_curves, np.where(mask, first, np.inf).min(axis=1), 1.0)
+    hi = np.where(with_curves, np.where(mask, last, -np.inf).max(axis=1), 2.0)
+    lg = np.linspace(np.log(lo), np.log(hi), n_grid, axis=1)
+    best_loss = np.full((k, n_grid), np.inf)
+    best_n = np.full((k, n_grid), np.nan)
+    best_d = np.full((k, n_grid), np.nan)
+    for i in np.flatnonzero(has_curve):
+        cv = points.curves[i]
+        assert cv is not None
+        lf = np.log(cv.flops)
+        inside = present[:, i, None] & (lg >= lf[0] - 1e-12) & (lg <= lf[-1] + 1e-12)
+        loss = np.interp(lg, lf, cv.loss)
+        better = inside & (loss < best_loss)
+        best_loss = np.where(better, loss, best_loss)
+        best_n = np.where(better, cv.n, best_n)
+        best_d = np.where(better, np.exp(np.interp(lg, lf, np.log(cv.tokens))), best_d)
+    grid_ok = np.isfinite(best_loss) & with_curves[:, None]
+    # Runs without a curve bound the frontier by their final point; with no curve at all, only they do.
+    single = present & (~has_curve[None, :] | ~with_curves[:, None])
+    c_all = np.concatenate([np.where(grid_ok, np.exp(lg), np.inf), np.where(single, points.c, np.inf)], axis=1)
+    l_all = np.concatenate([np.where(grid_ok, best_loss, np.inf), np.where(single, points.loss, np.inf)], axis=1)
+    n_all = np.concatenate([best_n, np.broadcast_to(points.n, single.shape)], axis=1)
+    d_all = np.concatenate([best_d, np.broadcast_to(points.d, single.shape)], axis=1)
+    # _pareto per row: sort by C then loss, keep points below every loss at lower C.
+    order = np.argsort(l_all, axis=1, kind="stable")
+    order = np.take_along_axis(order, np.argsort(np.take_along_axis(c_all, order, axis=1), axis=1, kind="stable"), 1)
+    c_s, l_s, n_s, d_s = (np.take_along_axis(v, order, axis=1) for v in (c_all, l_all, n_all, d_all))
+    prev_min = np.minimum.accumulate(np.concatenate([np.full((k, 1), np.inf), l_s[:, :-1]], axis=1), axis=1)
+    keep = l_s < prev_min
+    # fit_approach1's choice: frontier points won by the smallest or largest run are set aside when enough remain.
+    smallest = np.where(present, points.n, np.inf).min(axis=1, keepdims=True)
+    largest = np.where(present, points.n, -np.inf).max(axis=1, keepdims=True)
+    inner = keep & (n_s > smallest) & (n_s < largest)
+    inner_ok = (inner.sum(axis=1) >= 3) & (distinct_count(np.where(inner, n_s, np.nan)) >= 2)
+    use = np.where(inner_ok[:, None], inner, keep)
+    log_c = np.log(np.where(use, c_s, 1.0))
+    a, lkn = weighted_line(log_c, np.log(np.where(use, n_s, 1.0)), use.astype(float))
+    b, lkd = weighted_line(log_c, np.log(np.where(use, d_s, 1.0)), use.astype(float))
+    bad = (keep.sum(axis=1) < 2) | (distinct_count(np.where(use, n_s, np.nan)) < 2)
+    a, b = np.where(bad, np.nan, a), np.where(bad, np.nan, b)
+    log_at = math.log(at_flops)
+    return {"a": a, "b": b, "N_opt": np.exp(lkn + a * log_at), "D_opt": np.exp(lkd + b * log_at)}

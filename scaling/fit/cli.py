@@ -19,6 +19,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.fit.approach1 import compute_envelope, fit_approach1
 from scaling.fit.approach2 import fit_approach2
+from scaling.fit.isoflop_minimum import ESTIMATORS
 from scaling.fit.kaplan import fit_kaplan
 from scaling.fit.learning_curve import CURVE_LAWS, fit_learning_curves
 from scaling.fit.points import FitPoints, load_points, require_fittable
@@ -111,6 +112,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Approach 2: runs whose C differ by less than this fraction share a budget (default 0.05)",
     )
     parser.add_argument(
+        "--isoflop-estimator",
+        choices=ESTIMATORS,
+        default="parabola",
+        help="Approach 2: each budget's minimum from a parabola through all its points (Hoffmann et al. 2022), "
+        "one through the 5 sizes nearest the lowest loss, or an Akima interpolant with a power law weighted by "
+        "each minimum's bootstrap spread (Porian et al. 2024) (default parabola)",
+    )
+    parser.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="table input with an `experiment` column (e.g. Open-Athena's isoFLOP table): fit this one",
+    )
+    parser.add_argument(
         "--curve-fraction",
         metavar="F",
         type=float,
@@ -184,7 +198,13 @@ def run(args: argparse.Namespace) -> int:
         from scaling.fit import data_constrained
 
         return data_constrained.run(args)
-    points = load_points(args.path, params=args.params, flops=args.flops, drop_highest_loss=args.drop_highest_loss)
+    points = load_points(
+        args.path,
+        params=args.params,
+        flops=args.flops,
+        drop_highest_loss=args.drop_highest_loss,
+        experiment=args.experiment,
+    )
     require_fittable(points, APPROACH3_PARAMS, "Approach 3 (L = E + A/N^alpha + B/D^beta)")
     if not 0 < args.curve_fraction < 1:
         raise ScalingError(f"--curve-fraction must be in (0, 1), got {args.curve_fraction}")
@@ -210,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         "kaplan_irreducible": args.kaplan_irreducible,
         "drop_highest_loss": args.drop_highest_loss,
         "budget_tolerance": args.budget_tolerance,
+        "isoflop_estimator": args.isoflop_estimator,
         "curve_fraction": args.curve_fraction,
         "curve_law": args.curve_law,
         "delta": args.delta,
@@ -295,7 +316,12 @@ def fit_all(points: FitPoints, options: dict[str, Any]) -> FitResults:
     res.kaplan = fit_kaplan(points, res.envelope.c, res.envelope.loss, irreducible=irreducible)
     if res.envelope.mode == "final points":
         res.kaplan.notes.append("no eval curves: L(C_min) uses the Pareto frontier of final points")
-    res.approach2 = fit_approach2(points, float(options.get("budget_tolerance", 0.05)))
+    res.approach2 = fit_approach2(
+        points,
+        float(options.get("budget_tolerance", 0.05)),
+        str(options.get("isoflop_estimator", "parabola")),
+        compare=True,
+    )
     if points.has_curves:
         res.learning = fit_learning_curves(
             points, float(options.get("curve_fraction", 0.5)), str(options.get("curve_law", "annealing"))

@@ -12,6 +12,8 @@ Inputs accepted:
 * a directory searched at any depth for ``runs/*.json`` run records (or one record file);
 * a CSV with columns ``N, D, loss`` (optional ``C``, default 6·N·D; optional
   ``run_id`` grouping the rows of one run's curve; optional ``budget`` isoFLOP tag);
+  ``params, tokens`` may stand for ``N, D``, and a table of several experiments (Open-Athena's
+  isoFLOP table: ``experiment``, ``outlier`` columns) is read one experiment at a time;
 * the table written by ``scaling collect`` (CSV or Parquet, one row per run; its
   ``budget`` column is empty for runs without the tag);
 * Epoch AI's Chinchilla extraction (columns ``Model Size``, ``Training FLOP``, ``loss``;
@@ -165,8 +167,12 @@ def load_points(
     params: str = "with_head",
     flops: str = "exact",
     drop_highest_loss: int = 0,
+    experiment: str | None = None,
 ) -> FitPoints:
-    """Read ``path`` (records directory, record file, CSV or Parquet) into :class:`FitPoints`."""
+    """Read ``path`` (records directory, record file, CSV or Parquet) into :class:`FitPoints`.
+
+    ``experiment`` keeps the rows of one experiment of a table with an ``experiment`` column.
+    """
     if params not in FIT_PARAM_COUNTS:
         raise ScalingError(f"--params must be one of {', '.join(FIT_PARAM_COUNTS)}, got {params!r}")
     if flops not in FLOP_CONVENTIONS:
@@ -176,9 +182,11 @@ def load_points(
         raise ScalingError(f"no such file or directory: {path}")
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".json":
+        if experiment is not None:
+            raise ScalingError("--experiment selects rows of a table; run records have no experiment column")
         points = _load_records(path, params, flops)
     elif suffix in (".csv", ".parquet", ".pq", ".tsv"):
-        points = _load_table(path, params, flops)
+        points = _load_table(path, params, flops, experiment)
     else:
         raise ScalingError(f"cannot read {path}: expected a directory of run records, a .json record, .csv or .parquet")
     if drop_highest_loss:
@@ -408,10 +416,36 @@ def _budget_tags(
     return budget, " and ".join(origin), notes
 
 
-def _load_table(path: Path, params: str, flops: str) -> FitPoints:
+def _select_experiment(frame: Any, lower: dict[str, str], experiment: str | None, path: Path) -> tuple[Any, list[str]]:
+    """One experiment's clean rows of a table that holds several (Open-Athena's isoFLOP table:
+    ``experiment`` and ``outlier`` columns); rows flagged as outliers are dropped with a note."""
+    notes: list[str] = []
+    if "experiment" in lower:
+        names = sorted(frame[lower["experiment"]].astype(str).unique())
+        if experiment is None and len(names) > 1:
+            raise ScalingError(
+                f"{path} holds {len(names)} experiments; pick one with --experiment ({', '.join(names)})"
+            )
+        if experiment is not None:
+            if experiment not in names:
+                raise ScalingError(f"{path}: no experiment {experiment!r} (found: {', '.join(names)})")
+            frame = frame[frame[lower["experiment"]].astype(str) == experiment]
+            notes.append(f"experiment {experiment}")
+    elif experiment is not None:
+        raise ScalingError(f"{path}: --experiment needs an `experiment` column (found: {', '.join(lower.values())})")
+    if "outlier" in lower:
+        flagged = frame[lower["outlier"]].astype(str).str.lower().isin(("true", "1"))
+        if flagged.any():
+            notes.append(f"dropped {int(flagged.sum())} row(s) flagged in column {lower['outlier']!r}")
+        frame = frame[~flagged.to_numpy()]
+    return frame, notes
+
+
+def _load_table(path: Path, params: str, flops: str, experiment: str | None = None) -> FitPoints:
     frame = _read_frame(path)
     columns = [str(c) for c in frame.columns]
     lower = {c.lower(): c for c in columns}
+    frame, notes = _select_experiment(frame, lower, experiment, path)
     skipped: dict[str, int] = {}
     if "status" in lower:  # a `scaling collect` table lists diverged/running runs too
         status = frame[lower["status"]].astype(str)
@@ -423,7 +457,6 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
         raise ScalingError(f"no data rows in {path}{detail}")
     line = np.asarray(frame.index, dtype=int) + 2  # header is line 1
 
-    notes: list[str] = []
     if any(c in columns for c in _COLLECT_N.values()):
         kind = "collect"
         n_col, c_col = _COLLECT_N[params], _COLLECT_C[flops]
@@ -436,6 +469,8 @@ def _load_table(path: Path, params: str, flops: str) -> FitPoints:
     else:
         kind = "csv"
         n_col, d_col = lower.get("n", "N"), lower.get("d", "D")
+        if "params" in lower and "tokens" in lower and "n" not in lower and "d" not in lower:
+            n_col, d_col = lower["params"], lower["tokens"]  # Open-Athena's isoFLOP table
         c_col = lower.get("c")
         need = [n_col, d_col, lower.get("loss", "loss")]
     missing = [c for c in need if c not in columns]

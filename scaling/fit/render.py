@@ -218,6 +218,8 @@ def _optimal(res: FitResults, title: str, fit: OptimalScaling | None, extra: lis
 def _approach2(res: FitResults) -> list[str]:
     r = res.approach2
     title = "Approach 2 (Hoffmann et al. 2022, isoFLOP parabolas of loss vs log N)"
+    if r is not None and r.estimator != "parabola":
+        title = f"Approach 2 (Hoffmann et al. 2022; isoFLOP minima by {r.estimator}, Porian et al. 2024)"
     if r is None:
         return [title, "  not fitted (see NOTES)", ""]
     rows = [
@@ -238,6 +240,20 @@ def _approach2(res: FitResults) -> list[str]:
     if r.fit is not None:
         sub = _optimal(res, "", r.fit)
         lines += sub[1:-1]
+    if r.estimators:
+        lines.append("  a by isoFLOP estimator (95% CI: bootstrap of each budget's points):")
+        rows = [
+            [
+                name + (" *" if name == r.estimator else ""),
+                fmt(e.n_used),
+                fmt(e.a_unweighted),
+                fmt(e.a_weighted),
+                fmt_ci(e.ci95_a),
+            ]
+            for name, e in r.estimators.items()
+        ]
+        lines += table(["estimator", "budgets", "a (OLS)", "a (1/var weights)", "95% CI"], rows, indent="    ")
+        lines.append(f"    * chosen (--isoflop-estimator); its power law is {'weighted' if r.weighted else 'OLS'}")
     return lines + _closing(r.notes)
 
 

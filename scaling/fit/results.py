@@ -152,6 +152,9 @@ class FitResults:
             a2 = self.approach2
             base = optimal_as_dict(a2.fit, self.at_flops, {"grouping": a2.grouping}) if a2.fit else {}
             base["budgets"] = [b.as_dict() for b in a2.budgets]
+            base["isoflop_estimator"] = a2.estimator
+            base["weighted_power_law"] = a2.weighted
+            base["a_by_estimator"] = {k: e.as_dict() for k, e in a2.estimators.items()}
             base["notes"] = list(a2.notes) + base.get("notes", [])
             base["warnings"] = a2.warnings
             out["approach2"] = base
