@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.fit.approach1 import compute_envelope, fit_approach1
-from scaling.fit.approach2 import fit_approach2
+from scaling.fit.approach1 import bootstrap_approach1, compute_envelope, fit_approach1
+from scaling.fit.approach2 import bootstrap_approach2, fit_approach2
 from scaling.fit.isoflop_minimum import ESTIMATORS
 from scaling.fit.kaplan import fit_kaplan
 from scaling.fit.learning_curve import CURVE_LAWS, fit_learning_curves
@@ -361,12 +361,12 @@ def _bootstrap_laws(res: FitResults, counts: np.ndarray, k: int) -> None:
         cols.update({f"kaplan.{key}": v for key, v in bootstrap_kaplan(res.points, counts, warm, envelopes).items()})
     progress.advance(n_boot)
     if res.approach1 is not None:
-        cols.update({f"a1.{key}": v for key, v in bootstrap_approach1(res.points, counts, at, progress).items()})
-    else:
-        progress.advance(n_boot)
+        cols.update({f"a1.{key}": v for key, v in bootstrap_approach1(res.points, counts, at).items()})
+    progress.advance(n_boot)
     if res.approach2 is not None and res.approach2.fit is not None:
-        a2 = bootstrap_approach2(res.points, counts, at, tol, "parabola", progress)
+        a2 = bootstrap_approach2(res.points, counts, at, tol, res.approach2.estimator, weighted=res.approach2.weighted)
         cols.update({f"a2.{key}": v for key, v in a2.items()})
+    progress.advance(n_boot)
     progress.close()
     if cols:
         failed = int(np.all(np.isnan(np.column_stack(list(cols.values()))), axis=1).sum())
@@ -386,61 +386,6 @@ def _bootstrap_laws(res: FitResults, counts: np.ndarray, k: int) -> None:
             fit.notes.append(f"bootstrap: law defined on {fit.n_boot} of {n_boot} resamples")
     if k > n_boot:
         res.note("bootstrap", f"Kaplan / Approach 1 / Approach 2 CIs use the first {n_boot} of {k} resamples")
-
-
-# Per-resample adapters with the signatures of the vectorised Approach 1/2 bootstraps (scaling.fit.approach1 /
-# approach2, issue 16 item 7), to be replaced by them: each row of counts becomes the resampled runs, refitted
-# by today's fitter. ``progress`` advances one unit per resample.
-
-
-def _resampled(points: FitPoints, row: np.ndarray) -> FitPoints:
-    return points.take(np.repeat(np.arange(len(points)), row.astype(int)))
-
-
-def bootstrap_approach1(
-    points: FitPoints, counts: np.ndarray, at_flops: float, progress: PhaseProgress | None = None
-) -> dict[str, np.ndarray]:
-    """Approach 1 on every resample (NaN where its frontier is too thin); the envelopes come batched."""
-    from scaling.fit.approach1 import Envelope
-    from scaling.fit.resampled_envelope import resampled_envelopes
-
-    env = resampled_envelopes(points, counts)
-    rows: list[dict[str, float]] = []
-    for i, row in enumerate(counts):
-        keep = env.keep[i]
-        e = Envelope(
-            env.c[i, keep], env.loss[i, keep], env.n[i, keep], env.d[i, keep], np.full(int(keep.sum()), ""), ""
-        )
-        try:
-            rows.append(fit_approach1(_resampled(points, row), e).quantities(at_flops))
-        except ScalingError:
-            rows.append({})
-        if progress is not None:
-            progress.advance()
-    return _columns(rows)
-
-
-def bootstrap_approach2(
-    points: FitPoints,
-    counts: np.ndarray,
-    at_flops: float,
-    rel_tol: float,
-    estimator: str = "parabola",
-    progress: PhaseProgress | None = None,
-) -> dict[str, np.ndarray]:
-    """Approach 2 on every resample (NaN where too few budgets keep a minimum); ``estimator``: parabola only."""
-    rows: list[dict[str, float]] = []
-    for row in counts:
-        fit = fit_approach2(_resampled(points, row), rel_tol).fit
-        rows.append(fit.quantities(at_flops) if fit is not None else {})
-        if progress is not None:
-            progress.advance()
-    return _columns(rows)
-
-
-def _columns(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
-    keys = sorted({key for r in rows for key in r})
-    return {key: np.array([r.get(key, math.nan) for r in rows], dtype=float) for key in keys}
 
 
 def _count(v: np.ndarray | None) -> int:
