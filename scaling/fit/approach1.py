@@ -223,48 +223,16 @@ def bootstrap_approach1(
     counted as often as its run was drawn (:func:`scaling.fit.bootstrap.resample_counts`).
 
     Returns a, b, N_opt, D_opt (at ``at_flops``) as length-k arrays, NaN where a replicate's frontier
-    cannot define the law; equal (to rounding) to :func:`fit_approach1` on each replicate. The envelope
-    depends only on which runs a replicate holds (a run drawn twice adds no frontier point), so each
-    curve is interpolated onto every replicate's grid at once: one loop over runs, none over replicates.
+    cannot define the law; equal (to rounding) to :func:`fit_approach1` on each replicate. Every replicate's
+    frontier comes from :func:`scaling.fit.resampled_envelope.resampled_envelopes` (the same frontiers
+    Kaplan's bootstrap uses); the power laws are one batched weighted line fit.
     """
+    from scaling.fit.resampled_envelope import resampled_envelopes
+
     counts = np.atleast_2d(np.asarray(counts, dtype=float))
-    k = counts.shape[0]
     present = counts > 0
-    has_curve = np.array([c is not None and len(c) >= 2 for c in points.curves], dtype=bool)
-    with_curves = (present & has_curve).any(axis=1)
-    # The replicate's grid spans its own curves' FLOPs, as compute_envelope's does.
-    first = np.array([c.flops[0] if h else np.inf for c, h in zip(points.curves, has_curve, strict=True)])
-    last = np.array([c.flops[-1] if h else -np.inf for c, h in zip(points.curves, has_curve, strict=True)])
-    mask = present & has_curve
-    lo = np.where(with_curves, np.where(mask, first, np.inf).min(axis=1), 1.0)
-    hi = np.where(with_curves, np.where(mask, last, -np.inf).max(axis=1), 2.0)
-    lg = np.linspace(np.log(lo), np.log(hi), n_grid, axis=1)
-    best_loss = np.full((k, n_grid), np.inf)
-    best_n = np.full((k, n_grid), np.nan)
-    best_d = np.full((k, n_grid), np.nan)
-    for i in np.flatnonzero(has_curve):
-        cv = points.curves[i]
-        assert cv is not None
-        lf = np.log(cv.flops)
-        inside = present[:, i, None] & (lg >= lf[0] - 1e-12) & (lg <= lf[-1] + 1e-12)
-        loss = np.interp(lg, lf, cv.loss)
-        better = inside & (loss < best_loss)
-        best_loss = np.where(better, loss, best_loss)
-        best_n = np.where(better, cv.n, best_n)
-        best_d = np.where(better, np.exp(np.interp(lg, lf, np.log(cv.tokens))), best_d)
-    grid_ok = np.isfinite(best_loss) & with_curves[:, None]
-    # Runs without a curve bound the frontier by their final point; with no curve at all, only they do.
-    single = present & (~has_curve[None, :] | ~with_curves[:, None])
-    c_all = np.concatenate([np.where(grid_ok, np.exp(lg), np.inf), np.where(single, points.c, np.inf)], axis=1)
-    l_all = np.concatenate([np.where(grid_ok, best_loss, np.inf), np.where(single, points.loss, np.inf)], axis=1)
-    n_all = np.concatenate([best_n, np.broadcast_to(points.n, single.shape)], axis=1)
-    d_all = np.concatenate([best_d, np.broadcast_to(points.d, single.shape)], axis=1)
-    # _pareto per row: sort by C then loss, keep points below every loss at lower C.
-    order = np.argsort(l_all, axis=1, kind="stable")
-    order = np.take_along_axis(order, np.argsort(np.take_along_axis(c_all, order, axis=1), axis=1, kind="stable"), 1)
-    c_s, l_s, n_s, d_s = (np.take_along_axis(v, order, axis=1) for v in (c_all, l_all, n_all, d_all))
-    prev_min = np.minimum.accumulate(np.concatenate([np.full((k, 1), np.inf), l_s[:, :-1]], axis=1), axis=1)
-    keep = l_s < prev_min
+    env = resampled_envelopes(points, counts, n_grid)
+    c_s, n_s, d_s, keep = env.c, env.n, env.d, env.keep
     # fit_approach1's choice: frontier points won by the smallest or largest run are set aside when enough remain.
     smallest = np.where(present, points.n, np.inf).min(axis=1, keepdims=True)
     largest = np.where(present, points.n, -np.inf).max(axis=1, keepdims=True)

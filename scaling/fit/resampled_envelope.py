@@ -79,7 +79,9 @@ def resampled_envelopes(points: FitPoints, counts: np.ndarray, n_grid: int = 100
             out_d[rows, :n_grid] = np.take_along_axis(table_d[None].repeat(rows.size, 0), win[:, None, :], axis=1)[:, 0]
         # Resamples without any curve: the Pareto frontier of all their final points (compute_envelope's
         # "final points" mode); the curve runs' final points are then absent by construction.
-    order = np.argsort(out_c, axis=1, kind="stable")
+    # Sort by C, ties by loss (compute_envelope's Pareto step): among runs of one budget the lowest loss leads.
+    order = np.argsort(out_loss, axis=1, kind="stable")
+    order = np.take_along_axis(order, np.argsort(np.take_along_axis(out_c, order, axis=1), axis=1, kind="stable"), 1)
     c, loss, n, d = (np.take_along_axis(a, order, axis=1) for a in (out_c, out_loss, out_n, out_d))
     prev_min = np.minimum.accumulate(np.concatenate([np.full((k, 1), np.inf), loss[:, :-1]], axis=1), axis=1)
     keep = np.isfinite(loss) & (loss < prev_min)
