@@ -18,6 +18,11 @@ from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
 from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
 
+#: What the planner and ``scaling predict`` print for a fit without bootstrap draws: how to get intervals.
+NO_DRAWS_HINT = (
+    "(no CI: the fit JSON has no bootstrap draws; refit with `scaling fit --bootstrap 1000 --json FIT.json`)"
+)
+
 
 @dataclass(frozen=True)
 class FittedLaw:
