@@ -195,7 +195,7 @@ def draw_intervals(
     with np.errstate(all="ignore"):
         values: dict[str, Any] = {"gpu_hours_six_n": plan.gpu_hours(at.flops)}
         if plan.shape.flops_exact is not None:
-            values["flops_exact"] = _exact_flops_per_token(at.n, plan.law, shape_kw) * at.d
+            values["flops_exact"] = _exact_flops_per_token(at.n, plan.optimum.n, plan.law, shape_kw) * at.d
             values["gpu_hours_exact"] = plan.gpu_hours(values["flops_exact"])
         if plan.price_per_gpu_hour is not None:
             for key in ("six_n", "exact"):
@@ -206,43 +206,43 @@ def draw_intervals(
         return ci, None
     t = inference_tokens
     aware = chinchilla_inference_optimal(draws, at.loss, t)
-    with np.errstate(all="ignore"):
-        total_chinchilla = at.flops + 2.0 * at.n * t
-        total_aware = aware.flops + 2.0 * aware.n * t
-        inference_values = {
-            "n": aware.n,
-            "d": aware.d,
-            "tokens_per_param": aware.d / aware.n,
-            "loss": aware.loss,
-            "flops": aware.flops,
-            "infer_flops": 2.0 * aware.n * t,
-            "total_flops": total_aware,
-            "chinchilla_n": at.n,
-            "chinchilla_d": at.d,
-            "chinchilla_tokens_per_param": at.d / at.n,
-            "chinchilla_loss": at.loss,
-            "chinchilla_flops": at.flops,
-            "chinchilla_infer_flops": 2.0 * at.n * t,
-            "chinchilla_total_flops": total_chinchilla,
-            "saving": 1.0 - total_aware / total_chinchilla,
+
+    def columns(a: Allocation, prefix: str) -> dict[str, Any]:
+        """The inference table's columns of one row (``prefix`` tells the rows apart)."""
+        return {
+            f"{prefix}{key}": value
+            for key, value in (
+                ("n", a.n),
+                ("d", a.d),
+                ("tokens_per_param", a.d / a.n),
+                ("loss", a.loss),
+                ("flops", a.flops),
+                ("infer_flops", 2.0 * a.n * t),
+                ("total_flops", a.flops + 2.0 * a.n * t),
+            )
         }
+
+    with np.errstate(all="ignore"):
+        inference_values = columns(aware, "") | columns(at, "chinchilla_")
+        inference_values["saving"] = 1.0 - inference_values["total_flops"] / inference_values["chinchilla_total_flops"]
     return ci, {key: percentile_ci(v) for key, v in inference_values.items()}
 
 
-def _exact_flops_per_token(n: np.ndarray, law: Law, shape_kw: dict[str, Any]) -> np.ndarray:
+def _exact_flops_per_token(n: np.ndarray, centre: float, law: Law, shape_kw: dict[str, Any]) -> np.ndarray:
     """Exact training FLOPs per token of a shape for each N (NaN where no shape fits, e.g. an overflowed draw).
 
-    Shapes are searched once per :data:`DRAW_SHAPE_STEP` bin of log N; at billions of parameters a search
+    Shapes are searched once per :data:`DRAW_SHAPE_STEP` bin of log N, bins counted from ``centre`` (the
+    point N_opt), so a draw at the point gets the point's own shape. At billions of parameters a search
     takes ~20 ms, so the few hundred bins of 1000 draws take seconds and report progress.
     """
     out = np.full(np.shape(n), np.nan)
     ok = np.isfinite(n) & (n > 0)
-    bins, where = np.unique(np.round(np.log(n[ok]) / DRAW_SHAPE_STEP), return_inverse=True)
+    bins, where = np.unique(np.round(np.log(n[ok] / centre) / DRAW_SHAPE_STEP), return_inverse=True)
     per_bin = np.full(bins.shape, np.nan)
     progress = PhaseProgress("plan: a shape per bootstrap draw's N_opt", len(bins))
     for i, step in enumerate(bins):
         try:
-            shape = shape_for_params(math.exp(step * DRAW_SHAPE_STEP), count=law.n_count, **shape_kw)
+            shape = shape_for_params(centre * math.exp(step * DRAW_SHAPE_STEP), count=law.n_count, **shape_kw)
             per_bin[i] = flops_per_token(shape).exact
         except ScalingError:
             pass  # no shape of this family reaches that N: the draw drops out of the hours interval
