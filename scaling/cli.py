@@ -28,6 +28,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "scaling.plan.cli",
         "Plan a run for a FLOP budget: compute-optimal N and D, a model shape, GPU-hours (published or fitted law).",
     ),
+    "predict": Subcommand(
+        "scaling.plan.predict",
+        "Predict the loss (with its 95% CI) of a fitted law at given N, D: rows of a CSV or --n/--d.",
+    ),
     "fit": Subcommand(
         "scaling.fit.cli", "Fit Kaplan and Chinchilla (Approaches 1-3) scaling laws to run records or a CSV."
     ),

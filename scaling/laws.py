@@ -328,7 +328,9 @@ def inference_optimal(law: Law, reference: Allocation, inference_tokens: float) 
 
     The objective along the iso-loss curve diverges as N approaches the smallest
     model that can reach the loss (D → ∞) and grows linearly for large N, so it
-    is scanned on a log grid and the best cell refined by bounded Brent search.
+    is scanned on a log grid and the best cell refined by bounded Brent search; for
+    the Chinchilla form the root of its derivative is found directly instead
+    (:func:`chinchilla_inference_optimal`), the path its bootstrap draws take too.
     """
     t = float(inference_tokens)
     if not (math.isfinite(t) and t >= 0):
@@ -337,6 +339,9 @@ def inference_optimal(law: Law, reference: Allocation, inference_tokens: float) 
     n_min = law.min_params_for_loss(target)
     if not math.isfinite(n_min):
         raise ScalingError(f"law {law.name} cannot reach loss {target:.4g}")
+    if isinstance(law, ChinchillaLaw):
+        best = chinchilla_inference_optimal(law, target, t)
+        return Allocation(float(best.n), float(best.d), float(best.loss))
     lo, hi = math.log(n_min) + 1e-9, math.log(max(reference.n, n_min) * 1e3)
 
     def cost(log_n: float) -> float:
@@ -355,6 +360,36 @@ def inference_optimal(law: Law, reference: Allocation, inference_tokens: float) 
     n = math.exp(best)
     d = law.tokens_for_loss(n, target)
     return Allocation(n, d, float(law.loss(n, d)))
+
+
+def chinchilla_inference_optimal(law: ChinchillaLaw, loss: Any, inference_tokens: Any) -> Allocation:
+    """Sardana et al. 2023's inference-aware (N, D) for the Chinchilla form, elementwise over draws.
+
+    Along the iso-loss curve D(N) = (B / r)^(1/β), r = L - E - A N^-α, the total 6ND + 2NT has
+    derivative 6D (1 - (α/β) A N^-α / r) + 2T. Its bracket rises from -inf at the smallest model that
+    reaches L (r -> 0) to 0 at the compute-optimal N_0 = ((α+β) A / (β (L - E)))^(1/α), where the
+    derivative is 2T >= 0, and on that stretch both factors make the derivative increase: the one root
+    lies in (N_min, N_0] and bisection in log N finds it to float precision for every draw at once
+    (NaN where a draw cannot reach L). With T = 0 it is N_0, the compute-optimal model itself.
+    """
+    e, a_coef, b_coef, alpha, beta = law._arrays()
+    gap = np.asarray(loss, dtype=float) - e
+    t = np.asarray(inference_tokens, dtype=float)
+    with np.errstate(all="ignore"):
+        lo = np.log(a_coef / gap) / alpha  # log N_min: r = 0
+        hi = np.log((alpha + beta) * a_coef / (beta * gap)) / alpha  # log N_0: the bracket is 0
+        lo, hi = np.broadcast_arrays(np.where(gap > 0, lo, np.nan), np.where(gap > 0, hi, np.nan))
+        lo, hi = lo.copy(), hi.copy()
+        for _ in range(200):  # the bracket is under 1e3 wide in log N; 200 halvings reach float spacing
+            mid = 0.5 * (lo + hi)
+            u = a_coef * np.exp(-alpha * mid)
+            r = gap - u
+            d = np.power(b_coef / r, 1.0 / beta)
+            rising = 1.0 - (alpha / beta) * u / r + t / (3.0 * d) >= 0  # sign of the derivative over 6D
+            hi, lo = np.where(rising, mid, hi), np.where(rising, lo, mid)
+        n = np.exp(hi)
+        d = np.power(b_coef / (gap - a_coef * np.power(n, -alpha)), 1.0 / beta)
+    return Allocation(_plain(n), _plain(d), law.loss(n, d))
 
 
 # ----------------------------------------------------------------------------- data-constrained

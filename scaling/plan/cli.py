@@ -10,7 +10,7 @@ from typing import Any
 from scaling.errors import ScalingError
 from scaling.laws import LAWS, Allocation, Law, get_law
 from scaling.models import FAMILIES
-from scaling.plan.fitted_law import FittedLaw, load_fit
+from scaling.plan.fitted_law import NO_DRAWS_HINT, FittedLaw, load_fit
 from scaling.plan.planner import (
     OPTIMAL_FACTOR,
     InferencePlan,
@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mfu", type=str, default="0.4", help="model FLOP utilisation for GPU-hours (default 0.4)")
     parser.add_argument("--peak-tflops", type=str, default="989", help="peak TFLOP/s per GPU (default 989, H100 bf16)")
+    parser.add_argument(
+        "--price-per-gpu-hour",
+        type=str,
+        default=None,
+        metavar="USD",
+        help="price of one GPU-hour: also print what training costs (with its 95%% CI for a --fit with draws)",
+    )
     parser.add_argument("--models", action="store_true", help="place GPT-3, Gopher, Chinchilla, LLaMA-7B on the law")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
@@ -128,41 +135,75 @@ def _plan_text(plan: Plan, fitted: FittedLaw | None) -> list[str]:
         f"{'loss':<15}{o.loss:.4f}{_ci(ci, 'loss', lambda v: f'{v:.4f}')}",
     ]
     if fitted is not None and ci is None:
-        lines.append(
-            f"{'':<15}(no CI: the fit JSON has no bootstrap samples; run `scaling fit --bootstrap ... --json`)"
-        )
+        lines.append(f"{'':<15}{NO_DRAWS_HINT}")
     elif fitted is not None and fitted.samples is not None:
         dropped = f", {fitted.dropped_samples} non-finite dropped" if fitted.dropped_samples else ""
         lines.append(f"{'':<15}(CI: percentiles over {len(fitted.samples)} bootstrap samples{dropped})")
     lines += ["", *_shape_lines(plan.shape, o.n, plan.law, "shape")]
     lines += ["", f"{'training FLOPs':<15}6ND {plan.flops:.3g}"]
     hours = f"GPU-hours at MFU {plan.mfu:g} x {plan.peak_tflops:g} TFLOP/s: 6ND {_sci(plan.gpu_hours(plan.flops))}"
-    if plan.shape.flops_exact is not None:
-        lines[-1] += f"   exact {plan.shape.flops_exact:.3g} (the shape's counted matmuls x D_opt)"
-        hours += f"   exact {_sci(plan.gpu_hours(plan.shape.flops_exact))}"
+    price = plan.price_per_gpu_hour
+    money = f"at ${price:g}/GPU-hour: 6ND ${_sci(plan.gpu_hours(plan.flops) * price)}" if price is not None else ""
+    exact = plan.shape.flops_exact
+    if exact is not None:
+        lines[-1] += f"   exact {exact:.3g}{_ci(ci, 'flops_exact', _sci)} (the shape's counted matmuls x D_opt)"
+        hours += f"   exact {_sci(plan.gpu_hours(exact))}{_ci(ci, 'gpu_hours_exact', _sci)}"
+        if price is not None:
+            money += f"   exact ${_sci(plan.gpu_hours(exact) * price)}{_ci(ci, 'cost_exact', lambda v: '$' + _sci(v))}"
     lines.append(f"{'':<15}{hours}")
+    if price is not None:
+        lines.append(f"{'cost':<15}{money}")
+    if ci is not None and exact is not None:
+        lines.append(
+            f"{'':<15}(CI: each draw's N_opt, D_opt through the same cost formula, a shape for N_opt x D_opt "
+            "/ (MFU x peak); 6ND is C for every draw)"
+        )
     if plan.inference is not None:
         lines += ["", *_inference_text(plan.inference, plan.law)]
     return lines
 
 
 def _inference_text(inf: InferencePlan, law: Law) -> list[str]:
-    def row(name: str, a: Allocation) -> str:
-        return (
-            f"{name:<17}{_si(a.n):>9}{_si(a.d):>9}{a.tokens_per_param:>9.1f}{a.loss:>9.4f}"
-            f"{a.flops:>11.3g}{2 * a.n * inf.tokens:>11.3g}{inf.total(a):>11.3g}"
-        )
+    def row(name: str, n: float, d: float, ratio: float, loss: float, train: float, infer: float, total: float) -> str:
+        # One space before each right-aligned column keeps a far tail's long number from running into the next.
+        d_per_n = f"{ratio:.1f}" if ratio < 1e6 else f"{ratio:.3g}"
+        cells = (f"{_si(n):>8}", f"{_si(d):>8}", f"{d_per_n:>8}", f"{loss:>8.4f}")
+        return f"{name:<17}" + "".join(f" {c}" for c in cells) + "".join(f" {x:>10.3g}" for x in (train, infer, total))
+
+    def point(name: str, a: Allocation) -> str:
+        return row(name, a.n, a.d, a.tokens_per_param, a.loss, a.flops, 2 * a.n * inf.tokens, inf.total(a))
+
+    def bounds(prefix: str) -> list[str]:
+        """The 2.5% and 97.5% ends of each column's interval, as two rows under the point row."""
+        assert inf.ci is not None
+        keys = ("n", "d", "tokens_per_param", "loss", "flops", "infer_flops", "total_flops")
+        return [
+            row(label, *(inf.ci[prefix + k][side] for k in keys))
+            for side, label in ((0, "  95% CI low"), (1, "  95% CI high"))
+        ]
 
     lines = [
         f"Inference-aware plan for {_si(inf.tokens)} inference tokens (Sardana et al. 2023: train 6ND + infer 2N/token)",
         f"{'':<17}{'N':>9}{'D':>9}{'D/N':>9}{'loss':>9}{'train':>11}{'infer':>11}{'total':>11}",
-        row("compute-optimal", inf.chinchilla),
-        row("inference-aware", inf.aware),
-        f"same loss for {inf.saving:.1%} fewer total FLOPs "
+        point("compute-optimal", inf.chinchilla),
+        *(bounds("chinchilla_") if inf.ci else []),
+        point("inference-aware", inf.aware),
+        *(bounds("") if inf.ci else []),
+    ]
+    saving = f"{inf.saving:.1%}"
+    if inf.ci is not None:
+        saving += f" [95% CI {inf.ci['saving'][0]:.1%} .. {inf.ci['saving'][1]:.1%}]"
+    lines += [
+        f"same loss for {saving} fewer total FLOPs "
         f"({_si(inf.aware.n)} params on {_si(inf.aware.d)} tokens instead of {_si(inf.chinchilla.n)} on "
         f"{_si(inf.chinchilla.d)})",
         *_shape_lines(inf.aware_shape, inf.aware.n, law, "aware shape"),
     ]
+    if inf.ci is not None:
+        lines.append(
+            "(CI rows: each column's own interval; per bootstrap draw, its compute-optimal plan and the inference-aware "
+            "optimum at that plan's loss)"
+        )
     if not law.optimum_minimises_loss:
         lines.append(
             "note: Kaplan's C^0.73 frontier does not minimise its own L(N, D), so part of this saving "
@@ -260,6 +301,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "flops": plan.flops,
         "optimum": alloc(plan.optimum),
         "ci95": plan.ci,
+        "n_draws": plan.n_draws,
         **shape(plan.shape),
         "gpu_hours": {
             "six_n": plan.gpu_hours(plan.flops),
@@ -268,6 +310,13 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
             "peak_tflops": plan.peak_tflops,
         },
     }
+    if plan.price_per_gpu_hour is not None:
+        exact = plan.shape.flops_exact
+        out["cost"] = {
+            "price_per_gpu_hour": plan.price_per_gpu_hour,
+            "six_n": plan.cost(plan.flops),
+            "exact": plan.cost(exact) if exact else None,
+        }
     if plan.inference:
         inf = plan.inference
         out["inference"] = {
@@ -276,6 +325,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
             "aware": alloc(inf.aware),
             "saving": inf.saving,
             "aware_shape": shape(inf.aware_shape),
+            "ci95": inf.ci,
         }
     return out
 
@@ -325,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
             inference_tokens=_number(args.inference_tokens, "--inference-tokens"),
             mfu=_number(args.mfu, "--mfu"),  # type: ignore[arg-type]
             peak_tflops=_number(args.peak_tflops, "--peak-tflops"),  # type: ignore[arg-type]
+            price_per_gpu_hour=_number(args.price_per_gpu_hour, "--price-per-gpu-hour"),
         )
     if args.json:
         out: dict[str, Any] = {}

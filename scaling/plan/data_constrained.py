@@ -19,10 +19,30 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
 from scaling.laws import Allocation, ChinchillaLaw, DataConstrainedLaw, get_data_constrained_law
-from scaling.plan.fitted_law import read_fit_json
+from scaling.plan.fitted_law import NO_DRAWS_HINT, read_fit_json
+from scaling.progress import PhaseProgress
 
-#: Bootstrap draws used for the plan's intervals (each needs its own optimum search).
-MAX_DRAWS = 400
+#: The quantities the plan prints that each bootstrap draw gives a value of (keys of ``ci95``).
+DRAW_QUANTITIES: tuple[str, ...] = (
+    "n",
+    "d",
+    "epochs",
+    "loss",
+    "grid_n",
+    "grid_d",
+    "grid_loss",
+    "unconstrained_n",
+    "unconstrained_d",
+    "unconstrained_loss",
+    "unconstrained_epochs",
+    "unconstrained_under_limit_loss",
+    "loss_penalty",
+    "loss_penalty_relative",
+    "equivalent_unconstrained_flops",
+    "compute_penalty",
+    "R_D",
+    "R_N",
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +97,9 @@ class DataConstrainedPlan:
     unconstrained: Allocation  # the base law's Chinchilla plan with unlimited unique data
     naive: Allocation  # the unconstrained (N, D) trained under the limit
     equivalent_flops: float  # compute the unconstrained plan needs to reach optimum.loss
-    ci: dict[str, tuple[float, float]] | None
+    ci: dict[str, tuple[float, float]] | None  # keys DRAW_QUANTITIES
+    n_draws: int = 0  # bootstrap draws behind ``ci``
+    from_fit: bool = False  # a fit file (which could carry draws), not a published law
 
     @property
     def epochs(self) -> float:
@@ -96,7 +118,11 @@ class DataConstrainedPlan:
 def make_data_constrained_plan(
     source: str | None, fit_path: str | None, flops: float, unique: float
 ) -> DataConstrainedPlan:
-    """The plan for ``flops`` and ``unique`` under a built-in law (``source``) or a fit file."""
+    """The plan for ``flops`` and ``unique`` under a built-in law (``source``) or a fit file.
+
+    A fit with bootstrap draws gives every printed number a 95% interval: each draw's law is planned
+    exactly as the point law is (:func:`_plan_values`), on every draw.
+    """
     for value, what in ((flops, "--flops"), (unique, "--unique-tokens")):
         if not (math.isfinite(value) and value > 0):
             raise ScalingError(f"{what} must be a finite positive number, got {value!r}")
@@ -107,9 +133,14 @@ def make_data_constrained_plan(
     naive_loss = float(law.loss(unconstrained.n, unconstrained.d, min(unique, unconstrained.d)))
     ci = None
     if fitted is not None and fitted.samples is not None and len(fitted.samples) >= 2:
-        draws = [_draw(row, flops, unique) for row in fitted.samples[:MAX_DRAWS]]
+        progress = PhaseProgress("plan: the data-constrained optimum of every bootstrap draw", len(fitted.samples))
+        draws = []
+        for i, row in enumerate(fitted.samples):
+            draws.append(_plan_values(_law_of_row(row), flops, unique))
+            progress.update(i + 1)
+        progress.close()
         cols = np.array(draws, dtype=float)
-        ci = {k: percentile_ci(cols[:, i]) for i, k in enumerate(("n", "d", "epochs", "loss"))}
+        ci = {k: percentile_ci(cols[:, i]) for i, k in enumerate(DRAW_QUANTITIES)}
     return DataConstrainedPlan(
         law=law,
         flops=flops,
@@ -120,39 +151,124 @@ def make_data_constrained_plan(
         naive=Allocation(unconstrained.n, unconstrained.d, naive_loss),
         equivalent_flops=law.base.optimal_flops_for_loss(optimum.loss),
         ci=ci,
+        n_draws=0 if ci is None else len(fitted.samples),  # type: ignore[union-attr]
+        from_fit=fitted is not None,
     )
 
 
-def _draw(row: np.ndarray, flops: float, unique: float) -> tuple[float, float, float, float]:
-    law = DataConstrainedLaw(ChinchillaLaw(*row[:5]), row[5], row[6])
-    best = law.optimum(flops, unique)
-    return best.n, best.d, best.d / min(unique, best.d), best.loss
+def _law_of_row(row: np.ndarray) -> DataConstrainedLaw:
+    """One bootstrap row (E, A, B, alpha, beta, R_D*, R_N*) as a law."""
+    return DataConstrainedLaw(ChinchillaLaw(*row[:5]), row[5], row[6])
+
+
+def _plan_values(law: DataConstrainedLaw, flops: float, unique: float) -> tuple[float, ...]:
+    """The :data:`DRAW_QUANTITIES` of one law's plan, through the same methods the point plan uses."""
+    with np.errstate(all="ignore"):
+        best = law.optimum(flops, unique)
+        grid = law.grid_optimum(flops, unique)
+        free = law.base.compute_optimal(flops)
+        naive = float(law.loss(free.n, free.d, min(unique, free.d)))
+        equivalent = float(law.base.optimal_flops_for_loss(best.loss))
+        return (
+            best.n,
+            best.d,
+            best.d / min(unique, best.d),
+            best.loss,
+            grid.n,
+            grid.d,
+            grid.loss,
+            float(free.n),
+            float(free.d),
+            float(free.loss),
+            float(free.d) / min(unique, float(free.d)),
+            naive,
+            best.loss - float(free.loss),
+            (best.loss - float(free.loss)) / float(free.loss),
+            equivalent,
+            flops / equivalent - 1.0,
+            float(law.r_d),
+            float(law.r_n),
+        )
 
 
 def plan_text(plan: DataConstrainedPlan, si: Any) -> list[str]:
-    """The plan as ``scaling plan`` prints it (``si`` formats sizes as K/M/B/T)."""
+    """The plan as ``scaling plan`` prints it (``si`` formats sizes as K/M/B/T); with draws, every number's CI."""
     o, u, ci = plan.optimum, plan.unconstrained, plan.ci
 
     def interval(key: str, fmt: Any) -> str:
         return f"  [95% CI {fmt(ci[key][0])} .. {fmt(ci[key][1])}]" if ci and key in ci else ""
 
+    def span(key: str, fmt: Any) -> str:
+        assert ci is not None
+        return f"{fmt(ci[key][0])} .. {fmt(ci[key][1])}"
+
+    def under(*parts: str) -> list[str]:
+        """A line of intervals under the sentence whose numbers they belong to (only with draws)."""
+        return [f"{'':<15}95% CI: {', '.join(parts)}"] if ci else []
+
+    def four(v: float) -> str:
+        return f"{v:.4f}"
+
     g = plan.grid_optimum
-    return [
+    lines = [
         f"Data-constrained plan for C = {plan.flops:.3g} FLOPs with U = {si(plan.unique)} unique tokens",
         f"{'law':<15}{plan.law.name}: {plan.law.description}",
-        f"{'':<15}R_D* = {float(plan.law.r_d):.4g}, R_N* = {float(plan.law.r_n):.4g}; loss in nats/token on {plan.law.corpus}",
+        f"{'':<15}R_D* = {float(plan.law.r_d):.4g}{interval('R_D', lambda v: f'{v:.4g}')}, "
+        f"R_N* = {float(plan.law.r_n):.4g}{interval('R_N', lambda v: f'{v:.4g}')}; "
+        f"loss in nats/token on {plan.law.corpus}",
         f"{'N':<15}{si(o.n)} parameters{interval('n', si)}",
         f"{'D':<15}{si(o.d)} tokens{interval('d', si)}",
         f"{'epochs':<15}{plan.epochs:.3g}{interval('epochs', lambda v: f'{v:.3g}')}",
-        f"{'loss':<15}{o.loss:.4f}{interval('loss', lambda v: f'{v:.4f}')}",
+        f"{'loss':<15}{o.loss:.4f}{interval('loss', four)}",
         f"{'grid search':<15}{si(g.n)} on {si(g.d)} tokens, loss {g.loss:.10g} (the datablations README's 500-step grid)",
+        *(under(f"N {span('grid_n', si)}", f"D {span('grid_d', si)}", f"loss {span('grid_loss', four)}") if ci else []),
         "",
         f"{'unconstrained':<15}{si(u.n)} on {si(u.d)} tokens, loss {u.loss:.4f} (Chinchilla optimum of the base law, unlimited data)",
+        *(
+            under(
+                f"N {span('unconstrained_n', si)}",
+                f"D {span('unconstrained_d', si)}",
+                f"loss {span('unconstrained_loss', four)}",
+            )
+            if ci
+            else []
+        ),
         f"{'  under limit':<15}the same N, D on {si(plan.unique)} unique tokens ({u.d / min(plan.unique, u.d):.3g} epochs): loss {plan.naive.loss:.4f}",
+        *(
+            under(
+                f"epochs {span('unconstrained_epochs', lambda v: f'{v:.3g}')}",
+                f"loss {span('unconstrained_under_limit_loss', four)}",
+            )
+            if ci
+            else []
+        ),
         f"{'loss penalty':<15}{plan.loss_penalty:+.4f} nats/token ({plan.loss_penalty / u.loss:+.2%}) against unlimited data",
+        *(
+            under(
+                f"{span('loss_penalty', lambda v: f'{v:+.4f}')} nats/token",
+                f"{span('loss_penalty_relative', lambda v: f'{v:+.2%}')}",
+            )
+            if ci
+            else []
+        ),
         f"{'compute':<15}unlimited data reaches loss {o.loss:.4f} with {plan.equivalent_flops:.3g} FLOPs: "
         f"the limit costs {plan.compute_penalty:+.1%} compute",
+        *(
+            under(
+                f"{span('equivalent_unconstrained_flops', lambda v: f'{v:.3g}')} FLOPs",
+                f"{span('compute_penalty', lambda v: f'{v:+.1%}')} compute",
+            )
+            if ci
+            else []
+        ),
     ]
+    if ci:
+        lines.append(
+            f"(CI: percentiles over {plan.n_draws} bootstrap draws, each draw's law planned as the point law is)"
+        )
+    elif plan.from_fit:
+        lines.append(NO_DRAWS_HINT)
+    return lines
 
 
 def plan_json(plan: DataConstrainedPlan) -> dict[str, Any]:
@@ -173,4 +289,5 @@ def plan_json(plan: DataConstrainedPlan) -> dict[str, Any]:
         "equivalent_unconstrained_flops": plan.equivalent_flops,
         "compute_penalty": plan.compute_penalty,
         "ci95": plan.ci,
+        "n_draws": plan.n_draws,
     }

@@ -18,6 +18,11 @@ from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
 from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
 
+#: What the planner and ``scaling predict`` print for a fit without bootstrap draws: how to get intervals.
+NO_DRAWS_HINT = (
+    "(no CI: the fit JSON has no bootstrap draws; refit with `scaling fit --bootstrap 1000 --json FIT.json`)"
+)
+
 
 @dataclass(frozen=True)
 class FittedLaw:
@@ -47,8 +52,9 @@ class FittedLaw:
         return None if any(np.isnan(lo) for lo, _ in out.values()) else out
 
 
-def _samples_array(raw: Any, path: Path) -> tuple[np.ndarray | None, int]:
-    """Accept rows [E, A, B, alpha, beta], rows as dicts, or a dict of columns."""
+def samples_array(raw: Any, path: Path, where: str = "approach3.samples") -> tuple[np.ndarray | None, int]:
+    """Chinchilla bootstrap rows from ``raw`` (rows [E, A, B, alpha, beta], rows as dicts, or a dict of
+    columns) and how many were dropped as non-finite; ``where`` names the key in error messages."""
     if raw is None:
         return None, 0
     try:
@@ -59,11 +65,11 @@ def _samples_array(raw: Any, path: Path) -> tuple[np.ndarray | None, int]:
         else:
             arr = np.asarray(raw, dtype=float)
     except (KeyError, TypeError, ValueError):
-        raise ScalingError(f"{path}: approach3.samples must be rows of (E, A, B, alpha, beta)") from None
+        raise ScalingError(f"{path}: {where} must be rows of (E, A, B, alpha, beta)") from None
     if arr.size == 0:
         return None, 0
     if arr.ndim != 2 or arr.shape[1] != len(CHINCHILLA_PARAMS):
-        raise ScalingError(f"{path}: approach3.samples must be rows of (E, A, B, alpha, beta), got shape {arr.shape}")
+        raise ScalingError(f"{path}: {where} must be rows of (E, A, B, alpha, beta), got shape {arr.shape}")
     ok = np.isfinite(arr).all(axis=1) & (arr[:, 1:] > 0).all(axis=1)
     return arr[ok], int((~ok).sum())
 
@@ -107,7 +113,7 @@ def load_fit(path: str | Path) -> FittedLaw:
         n_count=str(count),
         corpus="the fitted runs' validation data",
     ).checked()
-    samples, dropped = _samples_array(fit.get("samples"), path)
+    samples, dropped = samples_array(fit.get("samples"), path)
     given = data.get("input") if isinstance(data.get("input"), dict) else {}
     max_c = given.get("max_C")
     measured_on = given.get("measured_on")
