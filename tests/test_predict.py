@@ -142,8 +142,36 @@ def test_forms_and_selected_form(tmp_path: Path, capsys: pytest.CaptureFixture[s
     fit.write_text(json.dumps(data | {"selected_form": "kaplan"}))
     with pytest.raises(SystemExit):
         main(["predict", str(fit), "--n", "1e9", "--d", "1e10"])
-    assert "recommends form 'kaplan'" in capsys.readouterr().err
+    assert "holds no kaplan fit (it holds: chinchilla)" in capsys.readouterr().err
+    fit.write_text(json.dumps(data | {"selected_form": "gpt"}))
+    with pytest.raises(SystemExit):
+        main(["predict", str(fit), "--n", "1e9", "--d", "1e10"])
+    assert "recommends form 'gpt'" in capsys.readouterr().err
     assert main(["predict", str(fit), "--n", "1e9", "--d", "1e10", "--form", "approach3"]) == 0
+
+
+def test_the_selected_form_of_a_real_fit_predicts_by_its_own_formula(tmp_path: Path) -> None:
+    """`scaling fit --select` on the demo, then predict: the default law is the selected form, and each of
+    Kaplan's and Gadre et al.'s forms gives its own formula at the point and an interval from its draws."""
+    fit = tmp_path / "fit.json"
+    assert (
+        main(["fit", str(REPO / "results" / "demo_reference"), "--select", "--bootstrap", "50", "--json", str(fit)])
+        == 0
+    )
+    data = json.loads(fit.read_text())
+    assert predictive_law(fit).form == data["selected_form"]
+    n, d = 3e5, 6e6
+    kaplan = data["forms"]["kaplan"]["params"]
+    by_hand = ((kaplan["N_c"] / n) ** (kaplan["alpha_N"] / kaplan["alpha_D"]) + kaplan["D_c"] / d) ** kaplan["alpha_D"]
+    over = data["forms"]["overtrain"]["params"]
+    c, m = 6 * n * d, d / n
+    by_hand_over = over["E"] + (over["a"] * m ** over["eta"] + over["b"] * m ** -over["eta"]) * c ** -over["eta"]
+    for form, expected in (("kaplan", by_hand), ("overtrain", by_hand_over)):
+        law = predictive_law(fit, form)
+        assert law.n_draws >= 2
+        result = predict(law, read_points_from(n, d))
+        assert result.pred[0] == pytest.approx(expected, rel=1e-10)
+        assert result.lo[0] < result.hi[0]
 
 
 def test_fit_without_draws_says_how_to_get_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

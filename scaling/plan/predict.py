@@ -6,9 +6,11 @@ interval). Each prediction is the law's loss at the row; the interval is the 2.5
 of the same loss over the fit's bootstrap draws (:mod:`scaling.intervals`), so it carries the fit's
 parameter uncertainty, not the run-to-run noise of a new run (a seed's spread comes on top).
 
-A functional form is looked up by name in :data:`FORM_LOADERS` (:func:`predictive_law`): today the
-Chinchilla form (Hoffmann et al. 2022, eq. 2; the fit's ``approach3``) and the data-constrained form
-(Muennighoff et al. 2023, eq. 5-7; ``scaling fit --form data-constrained``), which needs U. A fit file
+A functional form is looked up by name in :data:`FORM_LOADERS` (:func:`predictive_law`): the
+Chinchilla form (Hoffmann et al. 2022, eq. 2; the fit's ``approach3``), Kaplan's joint L(N, D) and
+Gadre et al. 2024's over-training form (the fit's ``forms`` block, evaluated through
+:data:`scaling.laws.FORMS`), and the data-constrained form (Muennighoff et al. 2023, eq. 5-7;
+``scaling fit --form data-constrained``), which needs U. A fit file
 may list several forms (``"forms": {name: {"params": {...}, "samples": ...}}``) and the one it
 recommends (``"selected_form"``); a loader reads its own entry, so a new form is one more function.
 """
@@ -28,7 +30,7 @@ import numpy as np
 
 from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
-from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw, DataConstrainedLaw
+from scaling.laws import CHINCHILLA_PARAMS, FORMS, ChinchillaLaw, DataConstrainedLaw
 from scaling.plan.fitted_law import NO_DRAWS_HINT, load_fit, read_fit_json, samples_array
 from scaling.records import atomic_write
 
@@ -118,9 +120,45 @@ def _data_constrained(data: dict[str, Any], path: Path) -> PredictiveLaw | None:
     )
 
 
+def _registered(name: str) -> Callable[[dict[str, Any], Path], PredictiveLaw | None]:
+    """A reader of ``forms[name]`` (``scaling fit --form NAME`` / ``--select``), evaluated by :data:`scaling.laws.FORMS`.
+
+    Used for the forms that live only in the ``forms`` block (Kaplan's joint law, Gadre et al.'s
+    over-training law); their draws are the ``samples`` columns, one per parameter.
+    """
+    form = FORMS[name]
+
+    def read(data: dict[str, Any], path: Path) -> PredictiveLaw | None:
+        entry = (data.get("forms") or {}).get(name)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            params = {k: float(entry["params"][k]) for k in form.params}
+            raw = entry.get("samples") or {}
+            columns = {k: np.asarray(raw[k], dtype=float) for k in form.params} if raw else {}
+        except (KeyError, TypeError, ValueError):
+            raise ScalingError(f"{path}: forms.{name} needs numbers {', '.join(form.params)}") from None
+        if columns:
+            ok = np.all([np.isfinite(v) for v in columns.values()], axis=0)
+            columns = {k: v[ok][:, None] for k, v in columns.items()}
+        n_draws = len(next(iter(columns.values()))) if columns else 0
+        return PredictiveLaw(
+            form=name,
+            columns=("N", "D"),
+            loss=lambda c: np.asarray(form.loss(params, c["N"], c["D"]), dtype=float),
+            draw_losses=None if n_draws < 2 else lambda c: np.asarray(form.loss(columns, c["N"], c["D"]), dtype=float),
+            n_draws=n_draws if n_draws >= 2 else 0,
+            description=form.citation,
+        )
+
+    return read
+
+
 #: Form name -> reader of that form from a fit file (None when the file does not hold it). One entry per form.
 FORM_LOADERS: dict[str, Callable[[dict[str, Any], Path], PredictiveLaw | None]] = {
     "chinchilla": _chinchilla,
+    "kaplan": _registered("kaplan"),
+    "overtrain": _registered("overtrain"),
     "data-constrained": _data_constrained,
 }
 #: Other names a form goes by in fit files and on the command line.
