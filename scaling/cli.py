@@ -60,7 +60,7 @@ def _build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict[str, o
     for name, (module_name, text) in SUBCOMMANDS.items():
         # Import only the chosen subcommand: `scaling --help` lists them all from SUBCOMMANDS alone.
         if wanted != name:
-            subs.add_parser(name, help=text, description=text)
+            subs.add_parser(name, help=text.replace("%", "%%"), description=text)  # help is %-formatted
             continue
         try:
             module = importlib.import_module(module_name)
@@ -68,7 +68,7 @@ def _build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict[str, o
             if err.name and module_name.startswith(err.name):
                 continue  # subcommand not installed in this build
             raise
-        sub = subs.add_parser(name, help=text, description=text)
+        sub = subs.add_parser(name, help=text.replace("%", "%%"), description=text)  # help is %-formatted
         module.add_arguments(sub)
         modules[name] = module
     return parser, modules
