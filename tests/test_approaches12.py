@@ -141,3 +141,12 @@ def test_optimal_scaling_needs_two_budgets() -> None:
         fit_optimal_scaling("Approach 2", np.array([1e19]), np.array([1e9]), np.array([1e10]))
     two = fit_optimal_scaling("Approach 2", np.array([1e19, 1e20]), np.array([1e9, 3e9]), np.array([1e10, 3e10]))
     assert any("exact fit" in w for w in two.warnings)
+
+
+def test_a_nearly_flat_isoflop_profile_is_left_out_not_a_crash() -> None:
+    """A vertex far beyond any float (a parabola that is almost a line) is outside the sampled range."""
+    n = np.array([1e6, 2e6, 4e6, 8e6])
+    x = np.log(n) - np.log(n).mean()
+    minimum = fit_budget(1e18, n, 1e18 / (6 * n), 3.0 - 1e-3 * x + 1e-9 * x**2)
+    assert not minimum.used and minimum.n_opt == float("inf")
+    assert any("outside the sampled range" in w for w in minimum.warnings)

@@ -38,6 +38,7 @@ from scaling.fit.isoflop_minimum import (
     weighted_line,
 )
 from scaling.fit.points import FitPoints, group_by_log
+from scaling.fit.power_law import exp_or_inf
 from scaling.intervals import percentile_ci
 
 
@@ -143,7 +144,7 @@ def fit_budget(
         if estimator == "akima":
             ux = np.unique(x)
             knots = (ux, np.array([loss[x == v].mean() for v in ux]))
-    n_opt = math.exp(x_min)
+    n_opt = exp_or_inf(x_min)  # a nearly flat parabola's vertex can lie beyond any float: left out below
     if not used and not warnings:
         warnings.append(
             f"budget {budget:.4g}: {estimator} minimum at the edge of the sampled range [{lo:.4g}, {hi:.4g}]; "
@@ -157,7 +158,7 @@ def fit_budget(
         used = False
     # D_opt from this budget's own D-N relation (linear in log-log), valid under any FLOP convention.
     slope, intercept = np.polyfit(x, np.log(d), 1)
-    d_opt = math.exp(intercept + slope * x_min)
+    d_opt = exp_or_inf(intercept + slope * x_min)
     if len(n) == 3:
         warnings.append(f"budget {budget:.4g}: 3 points for the 3-parameter parabola: exact fit")
     return BudgetMinimum(
