@@ -38,7 +38,7 @@ from scaling.errors import ScalingError
 from scaling.fit import varpro
 from scaling.fit.approach3 import fit_approach3, make_fit, search, validate_points
 from scaling.fit.bootstrap import resample_counts
-from scaling.fit.huber import HuberProblem
+from scaling.fit.huber import HuberProblem, minimise_batch
 from scaling.intervals import percentile_ci
 from scaling.laws import CHINCHILLA_PARAMS, FORMS, get_form
 
@@ -368,6 +368,16 @@ def bootstrap_form(
     n_arr, d_arr, l_arr = validate_points(n, d, loss)
     group_arr = np.arange(n_arr.size) if groups is None else np.asarray(groups)
     counts = resample_counts(group_arr, n_boot, np.random.default_rng(seed))
+    if is_batched(fit.form, fit.objective):
+        refit = _overtrain_batch if fit.form == "overtrain" else _kaplan_batch
+        columns = refit(fit.params, n_arr, d_arr, l_arr, counts)
+        ok = np.all([np.isfinite(v) for v in columns.values()], axis=0)
+        fit.samples = {k: v[ok] for k, v in columns.items()} if ok.any() else None
+        failed = int((~ok).sum())
+        fit.n_failed = failed
+        if failed:
+            fit.warnings.append(f"{fit.form}: {failed} of {n_boot} bootstrap resamples could not be refitted")
+        return fit
     rows: list[dict[str, float]] = []
     failed = 0
     for row in counts:
@@ -385,6 +395,47 @@ def bootstrap_form(
     if failed:
         fit.warnings.append(f"{fit.form}: {failed} of {n_boot} bootstrap resamples could not be refitted")
     return fit
+
+
+def is_batched(form: str, objective: Objective) -> bool:
+    """Whether :func:`bootstrap_form` refits ``form`` on all resamples at once (no cap on their number)."""
+    return (form == "overtrain" and objective == DEFAULT_OBJECTIVE) or form == "kaplan"
+
+
+def _overtrain_batch(
+    params: dict[str, float], n: np.ndarray, d: np.ndarray, loss: np.ndarray, counts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Gadre et al.'s form on every resample at once: Approach 3's batched Newton with alpha = beta, warm-started
+    from the point fit; NaN where a refit does not converge."""
+    problem = HuberProblem.from_data(n, d, loss, DEFAULT_OBJECTIVE.delta or 1e-3)
+    start = _start_of(params, "overtrain", problem)
+    res = minimise_batch(problem, np.tile([*start, start[3]], (counts.shape[0], 1)), counts, tied=True)
+    nat = problem.to_natural(res.theta)  # (log A, log B, log E, alpha, beta = alpha)
+    eta = nat[:, 3] / 2.0
+    columns = {"E": np.exp(nat[:, 2]), "a": np.exp(nat[:, 0]) * 6.0**eta, "b": np.exp(nat[:, 1]) * 6.0**eta, "eta": eta}
+    return {k: np.where(res.converged, v, np.nan) for k, v in columns.items()}
+
+
+def _kaplan_batch(
+    params: dict[str, float], n: np.ndarray, d: np.ndarray, loss: np.ndarray, counts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Kaplan's joint law on every resample at once (the batched refit of Kaplan's own bootstrap)."""
+    from scaling.fit.kaplan import KaplanJointFit, joint_batch
+
+    warm = KaplanJointFit(
+        params["alpha_N"],
+        params["alpha_D"],
+        math.log(params["N_c"]),
+        math.log(params["D_c"]),
+        0.0,
+        False,
+        n.size,
+        0.0,
+        True,
+    )
+    theta = joint_batch(n, d, loss, counts, warm)
+    with np.errstate(over="ignore"):
+        return {"alpha_N": theta[:, 0], "alpha_D": theta[:, 1], "N_c": np.exp(theta[:, 2]), "D_c": np.exp(theta[:, 3])}
 
 
 def from_approach3(fit: Any, boot: Any = None, delta: float = 1e-3) -> FormFit:

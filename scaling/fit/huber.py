@@ -27,6 +27,7 @@ gradient points outwards are held fixed for that step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -320,6 +321,7 @@ def minimise_batch(
     radius0: float = 1.0,
     width: int = 256,
     switch: float = 1e-4,
+    tied: bool = False,
 ) -> BatchResult:
     """Trust-region Newton from every row of ``theta0`` (centred coordinates) independently.
 
@@ -339,9 +341,16 @@ def minimise_batch(
     rounding of f (no representable progress left: at kinks of the Huber function the last digits of the
     gradient cannot be driven lower), or after ``max_iter`` iterations. It is reported converged when its
     relative gradient is <= ``accept`` (default 1e-6: parameters then sit at the optimum to ~1e-8).
+
+    ``tied``: minimise over alpha = beta (Gadre et al. 2024's over-training form is Chinchilla with tied
+    exponents): beta follows alpha, and the gradient and Hessian are those of the 4-parameter problem
+    (:func:`_tie`), with beta's row held like a variable on a bound.
     """
     tune_allocator()
     theta = np.clip(np.atleast_2d(np.asarray(theta0, dtype=float)), LOWER, UPPER).copy()
+    if tied:
+        theta[:, 4] = theta[:, 3]
+    evaluate = problem.evaluate_chunked if not tied else _tied_evaluation(problem)
     k = theta.shape[0]
     per_row = counts is not None and np.ndim(counts) == 2
     total = problem.total_weight if counts is None else np.sum(counts, axis=-1)
@@ -359,7 +368,7 @@ def minimise_batch(
         if active.size < width and queue < k:
             new = np.arange(queue, min(k, queue + width - active.size))
             queue = int(new[-1]) + 1
-            f[new], g[new], hess[new] = problem.evaluate_chunked(theta[new], counts[new] if per_row else counts, False)
+            f[new], g[new], hess[new] = evaluate(theta[new], counts[new] if per_row else counts, False)
             active = np.concatenate([active, new])
         if active.size == 0:
             break
@@ -376,8 +385,10 @@ def minimise_batch(
             gm[redo], hm[redo] = _restrict(ga[redo], ha[redo], fr[redo])
             step[redo] = _trust_region_step(gm[redo], hm[redo], ra[redo])
         trial, step, pred = _feasible_step(th, step, gm, hm)
+        if tied:
+            trial[:, 4] = trial[:, 3]
         ex = exact[active]
-        ft, gt, ht = problem.evaluate_chunked(trial, counts[active] if per_row else counts, ex)
+        ft, gt, ht = evaluate(trial, counts[active] if per_row else counts, ex)
         actual = ft - fa
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(pred < 0, actual / pred, -1.0)
@@ -397,6 +408,34 @@ def minimise_batch(
     pg = _projected(theta, g)
     converged = np.sqrt((pg * pg).sum(axis=1)) <= accept * scale
     return BatchResult(theta, f, pg, converged, iters)
+
+
+def _tied_evaluation(problem: HuberProblem) -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:meth:`HuberProblem.evaluate_chunked` of the problem restricted to alpha = beta (see :func:`_tie`)."""
+
+    def evaluate(
+        theta: np.ndarray, counts: np.ndarray | None, exact: np.ndarray | bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f, g, hess = problem.evaluate_chunked(theta, counts, exact)
+        return (f, *_tie(g, hess))
+
+    return evaluate
+
+
+def _tie(g: np.ndarray, hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian in (u, v, e, gamma) with alpha = beta = gamma (chain rule: d/dgamma = d/dalpha +
+    d/dbeta), written back into the 5-vector with beta's entry zero and its Hessian row the identity, so the
+    step leaves beta alone and the caller sets it to alpha."""
+    g = g.copy()
+    g[:, 3] += g[:, 4]
+    g[:, 4] = 0.0
+    hess = hess.copy()
+    hess[:, 3, :] += hess[:, 4, :]
+    hess[:, :, 3] += hess[:, :, 4]
+    hess[:, 4, :] = 0.0
+    hess[:, :, 4] = 0.0
+    hess[:, 4, 4] = 1.0
+    return g, hess
 
 
 def _restrict(g: np.ndarray, hess: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

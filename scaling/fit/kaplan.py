@@ -360,7 +360,7 @@ def bootstrap_kaplan(
         if irreducible:
             out[f"E_{v}"] = fit["e"]
     if warm.joint is not None:
-        theta = _joint_batch(points, counts, warm.joint)
+        theta = joint_batch(points.n, points.d, points.loss, counts, warm.joint)
         out["joint_alpha_N"], out["joint_alpha_D"] = theta[:, 0], theta[:, 1]
     return out
 
@@ -398,15 +398,15 @@ def _best_per_group_batch(
     return xs, ls, np.isfinite(ls) & (ls < running)
 
 
-def _joint_batch(points: FitPoints, counts: np.ndarray, warm: KaplanJointFit) -> np.ndarray:
+def joint_batch(n: np.ndarray, d: np.ndarray, loss: np.ndarray, counts: np.ndarray, warm: KaplanJointFit) -> np.ndarray:
     """:func:`fit_kaplan_joint` from the point fit on every resample (multiplicities as weights); (K, 5)
     parameters, NaN rows where the resample cannot identify the law."""
     irreducible = warm.irreducible
     n_params = warm.n_params
     k = counts.shape[0]
     present = counts > 0
-    ln, ld, ll = np.log(points.n), np.log(points.d), np.log(points.loss)
-    e_max = 0.999 * np.where(present, points.loss, np.inf).min(axis=1) if irreducible else np.zeros(k)
+    ln, ld, ll = np.log(n), np.log(d), np.log(loss)
+    e_max = 0.999 * np.where(present, loss, np.inf).min(axis=1) if irreducible else np.zeros(k)
     lower = np.tile([ALPHA_BOUNDS[0], ALPHA_BOUNDS[0], -1e4, -1e4, 0.0][:n_params], (k, 1))
     upper = np.tile([5.0, 5.0, 1e5, 1e5, 0.0][:n_params], (k, 1))
     if irreducible:
@@ -424,6 +424,6 @@ def _joint_batch(points: FitPoints, counts: np.ndarray, warm: KaplanJointFit) ->
     def distinct(v: np.ndarray) -> np.ndarray:
         return np.where(present, v, -np.inf).max(axis=1) > np.where(present, v, np.inf).min(axis=1)
 
-    ok = (counts.sum(axis=1) >= n_params) & distinct(points.n) & distinct(points.d) & np.isfinite(cost)
+    ok = (counts.sum(axis=1) >= n_params) & distinct(n) & distinct(d) & np.isfinite(cost)
     full[~ok] = np.nan
     return full

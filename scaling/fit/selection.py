@@ -238,7 +238,8 @@ def rank(
 
 # ----------------------------------------------------------------------------- `scaling fit` integration
 
-#: Bootstrap resamples per non-vectorised form (each is refitted by a quasi-Newton polish, ~0.05-0.1 s).
+#: Bootstrap resamples per form refitted one resample at a time (a quasi-Newton polish each, ~0.05-0.1 s);
+#: the batched forms (:func:`scaling.fit.forms.is_batched`) take every resample.
 FORM_BOOT_CAP = 200
 
 
@@ -314,7 +315,7 @@ def forms_report(
     """Fit the requested form(s) beside today's Approach 3, rank them by held-out error when asked, and
     name the form the fit recommends: ``--select``'s winner, else ``--form`` (default chinchilla)."""
     from scaling.fit.approach2 import group_budgets
-    from scaling.fit.forms import bootstrap_form, from_approach3
+    from scaling.fit.forms import bootstrap_form, from_approach3, is_batched
 
     points = res.points
     options = res.options
@@ -355,7 +356,7 @@ def forms_report(
             raise ScalingError(f"--form {name} needs U (unique tokens) per run; the input has none")
         fit = fit_form(name, points.n, points.d, points.loss, unique=unique, objective=objective)
         if k:
-            n_boot = min(k, FORM_BOOT_CAP)
+            n_boot = k if is_batched(name, objective) else min(k, FORM_BOOT_CAP)
             bootstrap_form(
                 fit, points.n, points.d, points.loss, n_boot=n_boot, seed=seed, groups=points.groups, unique=unique
             )
