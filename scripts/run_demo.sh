@@ -29,8 +29,8 @@ scaling-train -m +experiment=demo hydra/launcher=packed hydra.launcher.n_jobs="$
 swept=$(date +%s)
 
 # 2. Fit every law with 1000 bootstrap resamples, and check the law on the largest budget, held out.
-phase "2/5 fit: every law, 1000 bootstrap resamples, the held-out check on the largest budget"
-scaling fit "$out" --bootstrap 1000 --holdout-largest-budget --json "$out/fit.json" --plots "$out/figures" \
+phase "2/5 fit: every law, 1000 bootstrap resamples, the held-out check on the largest budget, the forms ranked by held-out error"
+scaling fit "$out" --bootstrap 1000 --holdout-largest-budget --rank-forms --json "$out/fit.json" --plots "$out/figures" \
   | tee "$out/fit.txt"
 # The main job's own check of its law: one line per goal, PASS or FAIL, with the numbers.
 python3 scripts/check_demo.py "$out/fit.json" | tee "$out/check.txt"

@@ -118,7 +118,7 @@ def _planner_tables(v: Variant, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     steps = []
     for k in range(k_lo, k_hi + 1):
-        plan = make_plan(v.law, at * 10 ** (k * BUDGET_STEP_DECADES), **settings)
+        plan = make_plan(law, at * 10 ** (k * BUDGET_STEP_DECADES), **settings)  # the point law: shapes only, no draws
         steps.append(intern(_shape_entry(plan.shape, plan.optimum.d)))
     # The inference-aware N lies between the smallest N that reaches the smallest budget's optimal
     # loss (Sardana et al. 2023: D -> inf there) and N_opt at the largest budget.
