@@ -162,3 +162,31 @@ def test_data_constrained_plan_intervals(tmp_path: Path, capsys: pytest.CaptureF
         == 0
     )
     assert "scaling fit --bootstrap 1000 --json" in capsys.readouterr().out
+
+
+def test_reference_models_on_a_fit_carry_intervals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--models` on a fit with draws: each placement's loss, N_opt, N/N_opt and efficiency get an interval
+    that brackets the point (zero width for identical draws), in the text and in the JSON."""
+    from scaling.plan.planner import place_models
+
+    same = place_models(load_fit(_fit(tmp_path / "same.json", [CENTRE] * 50)))
+    for p in same:
+        assert p.ci is not None
+        assert p.ci["loss"] == pytest.approx((p.loss, p.loss), rel=1e-12)
+        assert p.ci["n_opt"] == pytest.approx((p.optimum.n, p.optimum.n), rel=1e-9)
+    wide = place_models(load_fit(_fit(tmp_path / "wide.json", _noisy(0.02))))
+    for p in wide:
+        point = {"loss": p.loss, "n_opt": p.optimum.n, "n_over_n_opt": p.ratio, "efficiency": p.efficiency}
+        for key, value in point.items():
+            lo, hi = p.ci[key]
+            assert lo < value < hi, key
+    assert main(["plan", "--fit", str(tmp_path / "wide.json"), "--models"]) == 0
+    out = capsys.readouterr().out
+    rows_text = out.splitlines()
+    assert sum(r.startswith("  95% low ") for r in rows_text) == len(wide)
+    assert sum(r.startswith("  95% high ") for r in rows_text) == len(wide)
+    assert main(["plan", "--fit", str(tmp_path / "wide.json"), "--models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["models"]
+    assert all(set(r["ci95"]) == {"loss", "n_opt", "n_over_n_opt", "efficiency"} for r in rows)
+    assert main(["plan", "--law", "hoffmann2022", "--models"]) == 0
+    assert "95% low" not in capsys.readouterr().out  # a published law has no draws

@@ -212,8 +212,8 @@ def _inference_text(inf: InferencePlan, law: Law) -> list[str]:
     return lines
 
 
-def _models_text(law: Law) -> list[str]:
-    places = place_models(law)
+def _models_text(law: Law, fitted: FittedLaw | None = None) -> list[str]:
+    places = place_models(fitted or law)
     lines = [
         f"Reference models on {law.name} (compute-optimal = N within x{OPTIMAL_FACTOR:g} of N_opt at the same C = 6ND)",
         *_law_lines(law),
@@ -225,6 +225,17 @@ def _models_text(law: Law) -> list[str]:
         lines.append(
             f"{p.model.name:<12}{_si(p.model.n):>7}{_si(p.model.d):>7}{p.model.d / p.model.n:>7.1f}{p.flops:>10.3g}"
             f"{p.loss:>8.4f}{_si(p.optimum.n):>10}{p.ratio:>9.2f}{eff:>6}  {p.verdict}"
+        )
+        if p.ci is not None:
+            for side, label in ((0, "  95% low"), (1, "  95% high")):
+                lines.append(
+                    f"{label:<12}{'':>31}{p.ci['loss'][side]:>8.4f}{_si(p.ci['n_opt'][side]):>10}"
+                    f"{p.ci['n_over_n_opt'][side]:>9.2f}{p.ci['efficiency'][side]:>6.2f}"
+                )
+    if any(p.ci is not None for p in places):
+        lines.append(
+            f"95% low/high: the 2.5 and 97.5 percentiles of each column on its own, over the fit's "
+            f"{len(fitted.samples)} bootstrap draws"  # type: ignore[union-attr,arg-type]
         )
     lines.append(
         "eff. = FLOPs the law's optimal allocation needs to reach the same loss / the model's FLOPs"
@@ -330,7 +341,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _models_json(law: Law) -> list[dict[str, Any]]:
+def _models_json(law: Law, fitted: FittedLaw | None = None) -> list[dict[str, Any]]:
     return [
         {
             "model": p.model.name,
@@ -344,8 +355,9 @@ def _models_json(law: Law) -> list[dict[str, Any]]:
             "efficiency": p.efficiency,
             "compute_optimal": p.verdict == "yes",
             "verdict": p.verdict,
+            **({"ci95": p.ci} if p.ci is not None else {}),
         }
-        for p in place_models(law)
+        for p in place_models(fitted or law)
     ]
 
 
@@ -384,14 +396,14 @@ def run(args: argparse.Namespace) -> int:
             if fitted is not None:
                 out["plan"]["fit"] = _fit_json(fitted, plan.flops)
         if args.models:
-            out["models"] = _models_json(law)
+            out["models"] = _models_json(law, fitted)
         print(json.dumps(out, indent=2))
         return 0
     blocks = []
     if plan is not None:
         blocks.append(_plan_text(plan, fitted) + (_fit_lines(fitted, plan.flops) if fitted else []))
     if args.models:
-        blocks.append(_models_text(law))
+        blocks.append(_models_text(law, fitted))
     print("\n\n".join("\n".join(b) for b in blocks))
     return 0
 

@@ -280,6 +280,7 @@ class Placement:
     loss: float
     optimum: Allocation
     efficiency: float | None  # C the optimal allocation needs for the same loss, over C
+    ci: Intervals | None = None  # 95% intervals of loss, n_opt, n_over_n_opt, efficiency (a fit with draws)
 
     @property
     def ratio(self) -> float:
@@ -294,17 +295,40 @@ class Placement:
         return "yes"
 
 
-def place_models(law: Law, models: tuple[ReferenceModel, ...] = REFERENCE_MODELS) -> list[Placement]:
+def place_models(law: Law | FittedLaw, models: tuple[ReferenceModel, ...] = REFERENCE_MODELS) -> list[Placement]:
     """Place ``models`` on ``law``: C = 6ND, predicted loss, N_opt(C) and compute-optimality.
 
     ``efficiency`` is left out (None) for laws whose optimum rule is not the
-    minimiser of their own L(N, D) (Kaplan's C^0.73 frontier), where it would exceed 1.
+    minimiser of their own L(N, D) (Kaplan's C^0.73 frontier), where it would exceed 1. A fitted law
+    with bootstrap draws also gives each placement's 95% intervals (:func:`_placement_intervals`).
     """
+    fitted = law if isinstance(law, FittedLaw) else None
+    base: Law = fitted.law if fitted else law  # type: ignore[union-attr,assignment]
     out = []
     for m in models:
         c = 6.0 * m.n * m.d
-        loss = float(law.loss(m.n, m.d))
-        optimum = law.compute_optimal(c)
-        eff = law.optimal_flops_for_loss(loss) / c if law.optimum_minimises_loss else None
-        out.append(Placement(m, c, loss, optimum, eff))
+        loss = float(base.loss(m.n, m.d))
+        optimum = base.compute_optimal(c)
+        eff = base.optimal_flops_for_loss(loss) / c if base.optimum_minimises_loss else None
+        ci = _placement_intervals(fitted, m) if fitted is not None else None
+        out.append(Placement(m, c, loss, optimum, eff, ci))
     return out
+
+
+def _placement_intervals(fitted: FittedLaw, model: ReferenceModel) -> Intervals | None:
+    """95% intervals of a placement's loss, N_opt(C), N/N_opt and efficiency over the fit's draws, each draw
+    through the point value's formula (Hoffmann et al. 2022, eq. 2 and 4); None without draws."""
+    if fitted.samples is None or len(fitted.samples) < 2:
+        return None
+    draws = ChinchillaLaw.from_rows(fitted.samples)
+    c = 6.0 * model.n * model.d
+    with np.errstate(all="ignore"):
+        loss = np.asarray(draws.loss(model.n, model.d), dtype=float)
+        n_opt = np.asarray(draws.compute_optimal(c).n, dtype=float)
+        values = {
+            "loss": loss,
+            "n_opt": n_opt,
+            "n_over_n_opt": model.n / n_opt,
+            "efficiency": np.asarray(draws.optimal_flops_for_loss(loss), dtype=float) / c,
+        }
+    return {key: percentile_ci(v) for key, v in values.items()}
