@@ -32,7 +32,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
 from scaling.laws import ChinchillaLaw, compute_multiplier
-from scaling.plan.fitted_law import FittedLaw, load_fit, read_fit_json
+from scaling.plan.fitted_law import FittedLaw, load_fit, paired_draws, read_fit_json
 from scaling.records import FIT_PARAM_COUNTS
 
 
@@ -146,14 +146,10 @@ def run(args: argparse.Namespace) -> int:
     pairs = {(a, b): (fits[i].law, fits[j].law) for (i, a), (j, b) in itertools.combinations(enumerate(labels), 2)}
     boot_pairs = {}
     for (i, a), (j, b) in itertools.combinations(enumerate(labels), 2):
-        di, dj = _draws(fits[i]), _draws(fits[j])
-        if di is not None and dj is not None:  # independent fits: replicates paired at random
-            k = min(len(fits[i].samples), len(fits[j].samples))
-            pi, pj = rng.permutation(len(fits[i].samples))[:k], rng.permutation(len(fits[j].samples))[:k]
-            boot_pairs[(a, b)] = (
-                ChinchillaLaw.from_rows(fits[i].samples[pi]),
-                ChinchillaLaw.from_rows(fits[j].samples[pj]),
-            )
+        # Independent fits: replicates paired at random, a fresh draw per pair (the explorer pairs them alike).
+        paired = paired_draws(fits[i], fits[j], np.random.default_rng(args.seed))
+        if paired is not None:
+            boot_pairs[(a, b)] = paired
     budgets = _budgets(args.budgets, flops)
     payload = {"labels": labels, "at_flops": flops}
     return _multipliers_out(args, pairs, boot_pairs, budgets, payload, lambda: _plot(args.plot, labels, fits, flops))

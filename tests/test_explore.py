@@ -82,6 +82,32 @@ def test_missing_path_and_run_record(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "run record, not a fit" in _explore_error([str(record)], capsys)
 
 
+def test_compute_multiplier_of_two_inputs_is_scaling_compares(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The variants panel's k(C) and its interval are the numbers `scaling compare` prints for the same pair."""
+    from scaling.explore.data import MULTIPLIER_BUDGETS, _compute_multipliers
+    from scaling.explore.inputs import load_variants
+
+    fit = copy.deepcopy(_fit())
+    fit["approach3"]["alpha"] *= 0.8
+    fit["input"]["path"] = str(DEMO)
+    other = _write_fit(tmp_path / "steeper" / "fit.json", fit)
+    variants = load_variants([DEMO, other])
+    (pair,) = _compute_multipliers(variants)
+    at = float(variants[0].fit["at_flops"])
+    budgets = ",".join(repr(at * m) for m in MULTIPLIER_BUDGETS)
+    out = tmp_path / "compare.json"
+    assert main(["compare", str(DEMO / "fit.json"), str(other), "--budgets", budgets, "--json", str(out)]) == 0
+    capsys.readouterr()
+    (expected,) = json.loads(out.read_text())["compute_multiplier"]
+    assert len(pair["points"]) == len(expected["points"]) == len(MULTIPLIER_BUDGETS)
+    for ours, theirs in zip(pair["points"], expected["points"], strict=True):
+        assert ours["k"] == pytest.approx(theirs["value"], rel=1e-12)
+        assert ours["ci95"] == pytest.approx(theirs["ci95"], rel=1e-12)
+        assert ours["k"] != pytest.approx(1.0, abs=1e-3)  # a steeper alpha really moves the law
+
+
 # -- the page ---------------------------------------------------------------------------------
 
 
@@ -228,6 +254,9 @@ def test_loads_without_errors_or_requests(browser: Any, page: Path) -> None:
     assert leaving == [], leaving
     for plot_id in PLOTS:
         assert browser.execute_script("return document.getElementById(arguments[0]).data.length", plot_id) > 0, plot_id
+    # Two inputs: the variants panel's compute multiplier table, a header and one row per budget.
+    cells = browser.execute_script("return [...document.querySelectorAll('#multipliers tr')].map(r => r.cells.length)")
+    assert cells == [5, 5, 5, 5], cells
 
 
 def _set(browser: Any, control: str, value: str) -> None:

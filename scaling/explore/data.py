@@ -18,8 +18,10 @@ import numpy as np
 
 from scaling.explore.inputs import Variant
 from scaling.fit.points import group_by_log
-from scaling.laws import LAWS, MUENNIGHOFF2023, PF_DAY, Allocation, KaplanLaw
+from scaling.intervals import percentile_ci
+from scaling.laws import LAWS, MUENNIGHOFF2023, PF_DAY, Allocation, KaplanLaw, compute_multiplier
 from scaling.plan.data_constrained import load_data_constrained_fit
+from scaling.plan.fitted_law import paired_draws
 from scaling.plan.planner import make_plan, place_models, plan_shape
 from scaling.records import FLOP_CONVENTIONS, PARAM_COUNTS, record_to_row
 
@@ -258,9 +260,39 @@ def _published_laws() -> list[dict[str, Any]]:
     return out
 
 
+#: Budgets of the variants panel's compute multiplier, as multiples of the first input's reporting budget C*.
+MULTIPLIER_BUDGETS = (1.0, 10.0, 100.0)
+
+
+def _compute_multipliers(variants: list[Variant]) -> list[dict[str, Any]]:
+    """k(C) of every other input against the first, at C*, 10 C* and 100 C*, with 95% intervals.
+
+    The same numbers as ``scaling compare FIRST.json OTHER.json`` (:func:`scaling.laws.compute_multiplier`:
+    the compute the first needs to reach the other's compute-optimal loss at C, over C; independent fits'
+    draws paired at random with seed 0, as compare's default ``--seed``).
+    """
+    if len(variants) < 2:
+        return []
+    first = variants[0]
+    budgets = float(first.fit["at_flops"]) * np.array(MULTIPLIER_BUDGETS)
+    out = []
+    for other in variants[1:]:
+        rng = np.random.default_rng(0)
+        value = np.asarray(compute_multiplier(first.law.law, other.law.law, budgets), dtype=float)
+        paired = paired_draws(first.law, other.law, rng)
+        ks = None if paired is None else np.asarray(compute_multiplier(*paired, budgets[:, None]), dtype=float)
+        points = []
+        for m, c in enumerate(budgets):
+            ci = None if ks is None else [float(x) for x in percentile_ci(ks[m][np.isfinite(ks[m])])]
+            points.append({"C": float(c), "k": float(value[m]), "ci95": ci})
+        out.append({"a": first.label, "b": other.label, "points": points})
+    return out
+
+
 def explorer_data(variants: list[Variant]) -> dict[str, Any]:
     """Everything the page needs, JSON-serialisable."""
     return {
+        "multipliers": _compute_multipliers(variants),
         "variants": [_variant_entry(v) for v in variants],
         "laws": _published_laws(),
         "gpus": GPU_PEAK_TFLOPS,

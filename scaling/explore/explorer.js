@@ -540,6 +540,14 @@
     document.getElementById("variants").innerHTML = `<table><tr><th>variant</th><th>runs</th><th>N, C</th><th>E</th><th>α</th><th>β</th><th>a</th><th>N_opt(C*)</th><th>C*</th></tr>` +
       V.map((x, i) => { const o = optimal(x.theta, x.at_flops); return `<tr><td style="color:${color(i)}">${esc(x.label)}</td><td>${x.runs.length}</td><td>${x.params}, ${x.flops}</td>` +
         `<td>${sci(x.theta[0])}</td><td>${sci(x.theta[3])}</td><td>${sci(x.theta[4])}</td><td>${(x.theta[4] / (x.theta[3] + x.theta[4])).toFixed(3)}</td><td>${si(o.n)}</td><td>${sci(x.at_flops)}</td></tr>`; }).join("") + "</table>";
+    const M = DATA.multipliers || [];
+    document.getElementById("multipliers").innerHTML = M.length === 0 ? "" :
+      `<table><tr><th>compute multiplier</th><th>C</th><th>k(C)</th><th>95% CI</th><th>verdict</th></tr>` +
+      M.flatMap((m) => m.points.map((p) => {
+        const ci = p.ci95, better = ci && ci[0] > 1 ? `${esc(m.b)} needs ${sci(p.k)}x less compute` :
+          ci && ci[1] < 1 ? `${esc(m.a)} needs ${sci(1 / p.k)}x less compute` : ci ? "not distinguishable from 1" : "no bootstrap draws";
+        return `<tr><td>${esc(m.a)} vs ${esc(m.b)}</td><td>${sci(p.C)}</td><td>${sci(p.k)}</td><td>${ci ? `[${sci(ci[0])}, ${sci(ci[1])}]` : ""}</td><td>${better}</td></tr>`;
+      })).join("") + "</table>";
   }
 
   // ---------------------------------------------------------------- state, controls, export

@@ -125,3 +125,16 @@ def load_fit(path: str | Path) -> FittedLaw:
         max_flops=float(max_c) if isinstance(max_c, int | float) and max_c > 0 else None,
         measured_on=dict(measured_on) if isinstance(measured_on, dict) else {},
     )
+
+
+def paired_draws(a: FittedLaw, b: FittedLaw, rng: np.random.Generator) -> tuple[ChinchillaLaw, ChinchillaLaw] | None:
+    """Two independent fits' bootstrap draws paired at random, as many pairs as the shorter has draws.
+
+    Independent fits' replicates have no order in common, so a quantity of both laws (a loss difference,
+    the compute multiplier) is evaluated on random pairs; None when either fit has fewer than two draws.
+    """
+    if a.samples is None or b.samples is None or len(a.samples) < 2 or len(b.samples) < 2:
+        return None
+    k = min(len(a.samples), len(b.samples))
+    pa, pb = rng.permutation(len(a.samples))[:k], rng.permutation(len(b.samples))[:k]
+    return ChinchillaLaw.from_rows(a.samples[pa]), ChinchillaLaw.from_rows(b.samples[pb])
