@@ -161,7 +161,7 @@ class Ranking:
             )
         if any(not r.candidate.selectable for r in self.rows):
             lines.append(
-                "  * measured (issue 16, item 3), not selected: objective choices did not transfer on a real ladder"
+                "  * measured, not selected: on a published ladder these objectives did not carry over to larger runs"
             )
         lines += [f"  note: {n}" for n in self.notes]
         return lines
