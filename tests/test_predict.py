@@ -216,8 +216,8 @@ def test_bad_input_is_one_error_line(
     [
         (["--n", "7e9"], "needs both --n and --d"),
         ([], "give POINTS.csv"),
-        (["--n", "0", "--d", "1e9"], "N must be a finite positive number"),
-        (["--n", "inf", "--d", "1e9"], "N must be a finite positive number"),
+        (["--n", "0", "--d", "1e9"], "--n must be a finite positive number"),
+        (["--n", "inf", "--d", "1e9"], "--n must be a finite positive number"),
     ],
 )
 def test_bad_one_point_arguments(

@@ -237,13 +237,9 @@ def run(args: argparse.Namespace) -> int:
     }
     panel = None
     if args.sensitivity:
-        from scaling.fit.sensitivity import sensitivity_panel
+        from scaling.fit.sensitivity import require_records, sensitivity_panel
 
-        if points.kind != "records":  # fail before the main fit, not after it
-            raise ScalingError(
-                f"--sensitivity needs run records (they carry every parameter count and FLOP convention); "
-                f"{args.path} is a {points.kind} input with one of each"
-            )
+        require_records(points, args.path)  # fail before the main fit, not after it
     res = fit_all(points, options)
     res.forms = forms_report(
         res,

@@ -60,6 +60,15 @@ def smoothed_loss(points: FitPoints) -> tuple[np.ndarray, int]:
     return out, kept
 
 
+def require_records(points: Any, path: Any) -> None:
+    """The panel needs run records: they carry every parameter count and FLOP convention, a table one of each."""
+    if points.kind != "records":
+        raise ScalingError(
+            f"--sensitivity needs run records (they carry every parameter count and FLOP convention); "
+            f"{path} is a table ({points.kind}) with one of each"
+        )
+
+
 def sensitivity_panel(
     path: str, at_flops: float, *, drop_highest_loss: int = 0, delta: float = 1e-3, budget_tolerance: float = 0.05
 ) -> dict[str, Any]:
@@ -69,11 +78,7 @@ def sensitivity_panel(
     for params in FIT_PARAM_COUNTS:
         for flops in FLOP_CONVENTIONS:
             points = load_points(path, params=params, flops=flops, drop_highest_loss=drop_highest_loss)
-            if points.kind != "records":
-                raise ScalingError(
-                    f"--sensitivity needs run records (they carry every parameter count and FLOP convention); "
-                    f"{path} is a {points.kind} table with one of each"
-                )
+            require_records(points, path)
             for reading in LOSS_READINGS:
                 p = points
                 if reading == "smoothed":

@@ -265,16 +265,18 @@ def read_points(path: str | Path, needs: tuple[str, ...]) -> Points:
     return Points(header, rows, values, str(path))
 
 
-def _cell(row: list[str], at: int, name: str, source: Any, line: int) -> float:
+def _cell(row: list[str], at: int, name: str, source: Any, line: int | None) -> float:
+    """One value, checked; ``line`` None for a value given on the command line (``source`` names its option)."""
     text = row[at].strip() if at < len(row) else ""
     if name == "loss" and text == "":
         return math.nan  # a row without a measured loss: predicted, not checked
+    where = source if line is None else f"{source} line {line}: {name}"
     try:
         value = float(text)
     except ValueError:
-        raise ScalingError(f"{source} line {line}: {name} must be a number, got {text!r}") from None
+        raise ScalingError(f"{where} must be a number, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise ScalingError(f"{source} line {line}: {name} must be a finite positive number, got {text!r}")
+        raise ScalingError(f"{where} must be a finite positive number, got {text!r}")
     return value
 
 
@@ -286,7 +288,7 @@ def points_from_arguments(n: str, d: str, u: str | None, needs: tuple[str, ...])
         raise ScalingError(f"this form needs {', '.join(needs)}: give --{missing[0].lower()}")
     header = [c for c in ("N", "D", "U") if c in given]
     row = [given[c] for c in header]
-    values = {c: np.array([_cell(row, i, c, f"--{c.lower()}", 1)]) for i, c in enumerate(header)}
+    values = {c: np.array([_cell(row, i, c, f"--{c.lower()}", None)]) for i, c in enumerate(header)}
     return Points(header, [row], values, "command line")
 
 
