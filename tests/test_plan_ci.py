@@ -190,3 +190,25 @@ def test_reference_models_on_a_fit_carry_intervals(tmp_path: Path, capsys: pytes
     assert all(set(r["ci95"]) == {"loss", "n_opt", "n_over_n_opt", "efficiency"} for r in rows)
     assert main(["plan", "--law", "hoffmann2022", "--models"]) == 0
     assert "95% low" not in capsys.readouterr().out  # a published law has no draws
+
+
+def test_plan_uses_the_selected_chinchilla_family_form(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fit that recommends Gadre et al.'s form plans with it (Chinchilla with alpha = beta) and its draws;
+    one that recommends Kaplan's joint law plans with Approach 3 and says why."""
+    from scaling.laws import OvertrainLaw
+
+    demo = Path(__file__).resolve().parents[1] / "results" / "demo_reference"
+    fit = tmp_path / "ot.json"
+    assert main(["fit", str(demo), "--form", "overtrain", "--bootstrap", "30", "--json", str(fit)]) == 0
+    capsys.readouterr()
+    data = json.loads(fit.read_text())
+    fitted = load_fit(fit, selected=True)
+    expected = OvertrainLaw(**data["forms"]["overtrain"]["params"]).as_chinchilla()
+    assert fitted.law.alpha == pytest.approx(fitted.law.beta, rel=1e-12)
+    assert fitted.law.compute_optimal(1.6e13).n == pytest.approx(expected.compute_optimal(1.6e13).n, rel=1e-12)
+    assert fitted.samples is not None and len(fitted.samples) >= 2
+    assert np.allclose(fitted.samples[:, 3], fitted.samples[:, 4])
+    assert load_fit(fit).law.alpha == pytest.approx(data["approach3"]["alpha"])  # compare/explore keep Approach 3
+    data["selected_form"] = "kaplan"
+    fit.write_text(json.dumps(data))
+    assert "the fit recommends kaplan" in load_fit(fit, selected=True).law.description

@@ -368,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_data_constrained(args, flops, unique)
     if flops is None and not args.models:
         raise ScalingError("give --flops C (e.g. --flops 1e21) or --models")
-    fitted: FittedLaw | None = load_fit(args.fit) if args.fit else None
+    fitted: FittedLaw | None = load_fit(args.fit, selected=True) if args.fit else None
     law: Law = fitted.law if fitted else get_law(args.law or DEFAULT_LAW)
     vocab_size = _vocab_size(args.vocab_size, fitted, args.allow_vocab_mismatch)
     if vocab_size <= 0 or args.context <= 0:

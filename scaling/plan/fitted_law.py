@@ -8,7 +8,7 @@ evaluating the law on every row at once (the same code path as the point estimat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from scaling.errors import ScalingError
 from scaling.intervals import percentile_ci
-from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw
+from scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw, OvertrainLaw
 
 #: What the planner and ``scaling predict`` print for a fit without bootstrap draws: how to get intervals.
 NO_DRAWS_HINT = (
@@ -84,12 +84,17 @@ def read_fit_json(path: Path) -> Any:
         raise ScalingError(f"{path} is not valid JSON ({err.__class__.__name__}: {err})") from None
 
 
-def load_fit(path: str | Path) -> FittedLaw:
+def load_fit(path: str | Path, *, selected: bool = False) -> FittedLaw:
     """Read the ``approach3`` object of a ``scaling fit --json`` file as a law.
 
     Keys read: ``approach3.{E, A, B, alpha, beta}`` and, when present,
     ``approach3.samples`` (bootstrap rows E, A, B, alpha, beta) and the parameter
     count the fit used, ``params`` at top level or in ``approach3`` (default ``with_head``).
+
+    ``selected``: use the form ``scaling fit --select`` recommends where it is a Chinchilla-form law
+    (Gadre et al.'s over-training form is Chinchilla with α = β, :meth:`OvertrainLaw.as_chinchilla`), so
+    the planner plans with the law that predicted held-out runs best; other forms (Kaplan's joint law has
+    no compute-optimal rule of its own here) keep Approach 3, and the law's description says so.
     """
     path = Path(path)
     data = read_fit_json(path)
@@ -114,6 +119,8 @@ def load_fit(path: str | Path) -> FittedLaw:
         corpus="the fitted runs' validation data",
     ).checked()
     samples, dropped = samples_array(fit.get("samples"), path)
+    if selected:
+        law, samples, dropped = _selected_form(data, path, law, samples, dropped)
     given = data.get("input") if isinstance(data.get("input"), dict) else {}
     max_c = given.get("max_C")
     measured_on = given.get("measured_on")
@@ -138,3 +145,36 @@ def paired_draws(a: FittedLaw, b: FittedLaw, rng: np.random.Generator) -> tuple[
     k = min(len(a.samples), len(b.samples))
     pa, pb = rng.permutation(len(a.samples))[:k], rng.permutation(len(b.samples))[:k]
     return ChinchillaLaw.from_rows(a.samples[pa]), ChinchillaLaw.from_rows(b.samples[pb])
+
+
+def _selected_form(
+    data: dict[str, Any], path: Path, law: ChinchillaLaw, samples: np.ndarray | None, dropped: int
+) -> tuple[ChinchillaLaw, np.ndarray | None, int]:
+    """The fit's ``selected_form`` as a Chinchilla-form law with its draws, or Approach 3 with a note why."""
+    form = data.get("selected_form")
+    if form in (None, "chinchilla"):
+        return law, samples, dropped
+    entry = (data.get("forms") or {}).get(form) if isinstance(data.get("forms"), dict) else None
+    if form != "overtrain" or not isinstance(entry, dict):
+        note = f"Approach 3 fit from {path} (the fit recommends {form}, which has no compute-optimal rule here)"
+        return replace(law, description=note), samples, dropped
+    try:
+        params = {k: float(entry["params"][k]) for k in ("E", "a", "b", "eta")}
+    except (KeyError, TypeError, ValueError):
+        raise ScalingError(f"{path}: forms.overtrain needs numbers E, a, b, eta") from None
+    point = OvertrainLaw(**params).as_chinchilla()
+    chosen = replace(
+        law,
+        **{k: float(getattr(point, k)) for k in CHINCHILLA_PARAMS},
+        description=f"Gadre et al. 2024 over-training form (the fit's selected_form; alpha = beta) from {path}",
+    ).checked()
+    raw = entry.get("samples")
+    if not isinstance(raw, dict) or not raw:
+        return chosen, None, 0
+    try:
+        draws = OvertrainLaw(*(np.asarray(raw[k], dtype=float) for k in ("E", "a", "b", "eta"))).as_chinchilla()
+    except (KeyError, TypeError, ValueError):
+        raise ScalingError(f"{path}: forms.overtrain.samples must be columns E, a, b, eta") from None
+    rows = np.column_stack([np.asarray(getattr(draws, k), dtype=float) for k in CHINCHILLA_PARAMS])
+    ok = np.isfinite(rows).all(axis=1) & (rows[:, 1:] > 0).all(axis=1)
+    return chosen, rows[ok], int((~ok).sum())
