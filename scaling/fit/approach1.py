@@ -23,6 +23,7 @@ import numpy as np
 from scaling.errors import ScalingError
 from scaling.fit.isoflop_minimum import distinct_count, weighted_line
 from scaling.fit.points import FitPoints
+from scaling.fit.resampled_envelope import ResampledEnvelopes, resampled_envelopes
 
 
 @dataclass
@@ -217,7 +218,11 @@ def optimal_as_dict(fit: OptimalScaling, at_flops: float, extra: dict[str, Any] 
 
 
 def bootstrap_approach1(
-    points: FitPoints, counts: np.ndarray, at_flops: float, n_grid: int = 100
+    points: FitPoints,
+    counts: np.ndarray,
+    at_flops: float,
+    n_grid: int = 100,
+    envelopes: ResampledEnvelopes | None = None,
 ) -> dict[str, np.ndarray]:
     """Approach 1 on every bootstrap replicate of runs at once; ``counts`` is (k, n_points), each point
     counted as often as its run was drawn (:func:`scaling.fit.bootstrap.resample_counts`).
@@ -225,13 +230,12 @@ def bootstrap_approach1(
     Returns a, b, N_opt, D_opt (at ``at_flops``) as length-k arrays, NaN where a replicate's frontier
     cannot define the law; equal (to rounding) to :func:`fit_approach1` on each replicate. Every replicate's
     frontier comes from :func:`scaling.fit.resampled_envelope.resampled_envelopes` (the same frontiers
-    Kaplan's bootstrap uses); the power laws are one batched weighted line fit.
+    Kaplan's bootstrap uses; pass ``envelopes`` when they are already computed for these ``counts``); the
+    power laws are one batched weighted line fit.
     """
-    from scaling.fit.resampled_envelope import resampled_envelopes
-
     counts = np.atleast_2d(np.asarray(counts, dtype=float))
     present = counts > 0
-    env = resampled_envelopes(points, counts, n_grid)
+    env = resampled_envelopes(points, counts, n_grid) if envelopes is None else envelopes
     c_s, n_s, d_s, keep = env.c, env.n, env.d, env.keep
     # fit_approach1's choice: frontier points won by the smallest or largest run are set aside when enough remain.
     smallest = np.where(present, points.n, np.inf).min(axis=1, keepdims=True)

@@ -352,12 +352,14 @@ def _bootstrap_laws(res: FitResults, counts: np.ndarray, k: int) -> None:
     tol = float(res.options.get("budget_tolerance", 0.05))
     progress = PhaseProgress(f"bootstrap of Kaplan and Approaches 1-2 ({n_boot} resamples)", 3 * n_boot)
     cols: dict[str, np.ndarray] = {}
+    # Every resample's compute-efficient frontier, once: Kaplan's L(C_min) and Approach 1 both rest on it.
+    envelopes = resampled_envelopes(res.points, counts) if warm is not None or res.approach1 is not None else None
     if warm is not None:
-        envelopes = resampled_envelopes(res.points, counts)
         cols.update({f"kaplan.{key}": v for key, v in bootstrap_kaplan(res.points, counts, warm, envelopes).items()})
     progress.advance(n_boot)
     if res.approach1 is not None:
-        cols.update({f"a1.{key}": v for key, v in bootstrap_approach1(res.points, counts, at).items()})
+        a1 = bootstrap_approach1(res.points, counts, at, envelopes=envelopes)
+        cols.update({f"a1.{key}": v for key, v in a1.items()})
     progress.advance(n_boot)
     if res.approach2 is not None and res.approach2.fit is not None:
         a2 = bootstrap_approach2(res.points, counts, at, tol, res.approach2.estimator, weighted=res.approach2.weighted)

@@ -23,7 +23,7 @@ Inputs accepted:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import ScalingError
-from scaling.progress import PhaseProgress
 from scaling.records import (
     FIT_PARAM_COUNTS,
     FLOP_CONVENTIONS,
@@ -680,29 +679,3 @@ def best_per_group(x: np.ndarray, loss: np.ndarray, rel_tol: float = 0.01) -> tu
     running = np.minimum.accumulate(np.concatenate([[np.inf], ls_a[:-1]]))
     keep = ls_a < running
     return xs_a[keep], ls_a[keep]
-
-
-def bootstrap_runs(
-    points: FitPoints,
-    fit: Callable[[FitPoints], dict[str, float]],
-    n_boot: int,
-    seed: int = 0,
-    progress: PhaseProgress | None = None,
-) -> tuple[dict[str, np.ndarray], int]:
-    """Refit ``fit`` on ``n_boot`` replicates that resample whole runs; failed replicates are counted, not kept.
-
-    Returns the samples of each quantity ``fit`` returns and the number of replicates that failed
-    (too few distinct points left, or the fit did not define the quantity).
-    """
-    rng = np.random.default_rng(seed)
-    rows: list[dict[str, float]] = []
-    failed = 0
-    for _ in range(n_boot):
-        try:
-            rows.append(fit(points.resample(rng)))
-        except (ScalingError, ValueError, FloatingPointError, np.linalg.LinAlgError):
-            failed += 1
-        if progress is not None:
-            progress.advance()
-    keys: Sequence[str] = list(rows[0]) if rows else []
-    return {k: np.array([r.get(k, math.nan) for r in rows], dtype=float) for k in keys}, failed
