@@ -85,3 +85,17 @@ def test_smoothed_loss_is_the_local_line_at_the_end() -> None:
     # The line through ~40 noisy evals lands far closer to the truth than the last eval's noise.
     assert abs(smoothed[0] - line[-1]) < 3 * 0.01 * 2 / np.sqrt(window)
     assert abs(smoothed[0] - line[-1]) < abs(noise[-1]) or abs(noise[-1]) < 0.005
+
+
+def test_panel_follows_the_chosen_isoflop_estimator() -> None:
+    """Approach 2's column takes its minima with the fit's --isoflop-estimator, as the main fit does."""
+    from scaling.fit.approach2 import fit_approach2
+    from scaling.fit.sensitivity import sensitivity_panel
+
+    points = load_points(str(DEMO))
+    at = 10.0 * float(points.c.max())
+    akima = sensitivity_panel(str(DEMO), at, estimator="akima")["rows"]
+    parabola = sensitivity_panel(str(DEMO), at)["rows"]
+    row = next(r for r in akima if (r["params"], r["flops"], r["loss"]) == ("with_head", "exact", "final"))
+    assert row["approach2"]["a"] == pytest.approx(fit_approach2(points, 0.05, "akima").fit.a, rel=1e-12)
+    assert row["approach2"]["a"] != pytest.approx(parabola[akima.index(row)]["approach2"]["a"], rel=1e-3)

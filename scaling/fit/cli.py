@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
             drop_highest_loss=args.drop_highest_loss,
             delta=args.delta,
             budget_tolerance=args.budget_tolerance,
+            estimator=args.isoflop_estimator,
         )
         print()
         print(render_sensitivity(panel))

@@ -70,9 +70,17 @@ def require_records(points: Any, path: Any) -> None:
 
 
 def sensitivity_panel(
-    path: str, at_flops: float, *, drop_highest_loss: int = 0, delta: float = 1e-3, budget_tolerance: float = 0.05
+    path: str,
+    at_flops: float,
+    *,
+    drop_highest_loss: int = 0,
+    delta: float = 1e-3,
+    budget_tolerance: float = 0.05,
+    estimator: str = "parabola",
 ) -> dict[str, Any]:
-    """Refit Approaches 3 and 2 under every convention; rows of a, b, N_opt(at_flops) and their spread."""
+    """Refit Approaches 3 and 2 under every convention; rows of a, b, N_opt(at_flops) and their spread.
+
+    Approach 2 takes its isoFLOP minima with ``estimator`` (the fit's ``--isoflop-estimator``)."""
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for params in FIT_PARAM_COUNTS:
@@ -93,7 +101,7 @@ def sensitivity_panel(
                         "params": params,
                         "flops": flops,
                         "loss": reading,
-                        **_fit_row(p, at_flops, delta, budget_tolerance),
+                        **_fit_row(p, at_flops, delta, budget_tolerance, estimator),
                     }
                 )
     return {
@@ -105,14 +113,16 @@ def sensitivity_panel(
     }
 
 
-def _fit_row(points: FitPoints, at_flops: float, delta: float, budget_tolerance: float) -> dict[str, Any]:
+def _fit_row(
+    points: FitPoints, at_flops: float, delta: float, budget_tolerance: float, estimator: str
+) -> dict[str, Any]:
     row: dict[str, Any] = {}
     try:
         law = fit_approach3(points.n, points.d, points.loss, delta=delta)
         row["approach3"] = {"a": float(law.a), "b": float(law.b), "N_opt": float(law.n_opt(at_flops))}
     except ScalingError as err:
         row["approach3"] = {"error": str(err)}
-    fit2 = fit_approach2(points, budget_tolerance).fit
+    fit2 = fit_approach2(points, budget_tolerance, estimator).fit
     if fit2 is not None:
         row["approach2"] = {"a": fit2.a, "b": fit2.b, "N_opt": float(fit2.n_at(at_flops))}
     else:
