@@ -316,7 +316,7 @@ def fit_approach2(
         result.notes.append(f"power laws not fitted: {err}")
     if compare and result.fit is not None:
         result.estimators = {
-            name: _summarise_estimator(points, labels, groups, values, name, draws[name], weighted, rel_tol)
+            name: _summarise_estimator(points, labels, groups, values, name, draws[name], weighted)
             for name in ESTIMATORS
         }
     if weighted and result.fit is not None:
@@ -378,14 +378,12 @@ def _summarise_estimator(
     estimator: str,
     draws: np.ndarray,
     weighted: bool,
-    rel_tol: float,
 ) -> EstimatorSummary:
     """a under ``estimator``, fitted with and without weights, and its percentile CI over the draws."""
-    minima = []
-    for g in groups:
-        m = labels == g
-        b = fit_budget(values[g], points.n[m], points.d[m], points.loss[m], estimator)
-        minima.append(b)
+    minima = [
+        fit_budget(values[g], points.n[labels == g], points.d[labels == g], points.loss[labels == g], estimator)
+        for g in groups
+    ]
     for b, col in zip(minima, draws.T, strict=True):
         b.var_log_n = _spread(col)
     used = [b for b in minima if b.used]
