@@ -347,10 +347,17 @@ def forms_report(
         {chosen.form: chosen.objective} if chosen.form != "chinchilla" or chosen.objective != chin.objective else {}
     )
     if rank_forms or select:
-        # every form with its best-ranked objective, so the JSON holds each form's parameters and draws
+        # every ranked form under its selectable (default) objective, so the JSON holds each form's parameters
+        # and draws; the objective variants are measured in the table only, as they are never selected
         for row in ranking.rows if ranking is not None else []:
-            if math.isfinite(row.mean_abs) and row.candidate.form not in wanted and row.candidate.form != "chinchilla":
-                wanted[row.candidate.form] = row.candidate.objective
+            cand = row.candidate
+            if (
+                math.isfinite(row.mean_abs)
+                and cand.selectable
+                and cand.form not in wanted
+                and cand.form != "chinchilla"
+            ):
+                wanted[cand.form] = cand.objective
     for name, objective in wanted.items():
         if FORMS[name].needs_unique and unique is None:
             raise ScalingError(f"--form {name} needs U (unique tokens) per run; the input has none")
