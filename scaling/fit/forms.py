@@ -40,7 +40,7 @@ from scaling.fit.approach3 import fit_approach3, make_fit, search, validate_poin
 from scaling.fit.bootstrap import resample_counts
 from scaling.fit.huber import HuberProblem, minimise_batch
 from scaling.intervals import percentile_ci
-from scaling.laws import CHINCHILLA_PARAMS, FORMS, get_form
+from scaling.laws import CHINCHILLA_PARAMS, FORMS, OvertrainLaw, get_form
 
 #: Residual spaces and run weightings an :class:`Objective` may use.
 SPACES = ("log", "linear")
@@ -208,8 +208,9 @@ def _chinchilla_params(problem: HuberProblem, theta: np.ndarray, tied: bool) -> 
     return dict(zip(CHINCHILLA_PARAMS, map(float, values), strict=True))
 
 
-def _overtrain_params(chin: dict[str, float]) -> dict[str, float]:
-    """(E, A, B, α = β) -> Gadre et al.'s (E, a, b, η): η = α/2, a = A 6^η, b = B 6^η (inverse of as_chinchilla)."""
+def _overtrain_params(chin: dict[str, Any]) -> dict[str, Any]:
+    """(E, A, B, α = β) -> Gadre et al.'s (E, a, b, η): η = α/2, a = A 6^η, b = B 6^η (inverse of as_chinchilla);
+    floats, or arrays of bootstrap draws."""
     eta = chin["alpha"] / 2.0
     return {"E": chin["E"], "a": chin["A"] * 6.0**eta, "b": chin["B"] * 6.0**eta, "eta": eta}
 
@@ -217,9 +218,8 @@ def _overtrain_params(chin: dict[str, float]) -> dict[str, float]:
 def _start_of(params: dict[str, float], form: str, problem: HuberProblem) -> np.ndarray:
     """Centred start vector of a previous fit (the point fit, for bootstrap refits)."""
     if form == "overtrain":
-        alpha = 2.0 * params["eta"]
-        big_a, big_b = params["a"] * 6.0 ** -params["eta"], params["b"] * 6.0 ** -params["eta"]
-        nat = np.array([math.log(big_a), math.log(big_b), math.log(params["E"]), alpha, alpha])
+        law = OvertrainLaw(**{k: params[k] for k in ("E", "a", "b", "eta")}).as_chinchilla()
+        nat = np.array([math.log(law.A), math.log(law.B), math.log(law.E), law.alpha, law.beta])
         return problem.to_centred(nat)[:4]
     nat = np.array(
         [math.log(params["A"]), math.log(params["B"]), math.log(params["E"]), params["alpha"], params["beta"]]
@@ -411,8 +411,9 @@ def _overtrain_batch(
     start = _start_of(params, "overtrain", problem)
     res = minimise_batch(problem, np.tile([*start, start[3]], (counts.shape[0], 1)), counts, tied=True)
     nat = problem.to_natural(res.theta)  # (log A, log B, log E, alpha, beta = alpha)
-    eta = nat[:, 3] / 2.0
-    columns = {"E": np.exp(nat[:, 2]), "a": np.exp(nat[:, 0]) * 6.0**eta, "b": np.exp(nat[:, 1]) * 6.0**eta, "eta": eta}
+    columns = _overtrain_params(
+        {"E": np.exp(nat[:, 2]), "A": np.exp(nat[:, 0]), "B": np.exp(nat[:, 1]), "alpha": nat[:, 3]}
+    )
     return {k: np.where(res.converged, v, np.nan) for k, v in columns.items()}
 
 
